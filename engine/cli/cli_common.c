@@ -1,0 +1,354 @@
+/* Shared parts of the `ssfpn` subcommands: option parsing, the common
+ * options, error reporting, model opening, small parsers. */
+#include "cli.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <string.h>
+#include <time.h>
+
+void
+cli_command_init (CliCommand *command, const char *name,
+                  const char *parameters, const char *summary,
+                  const GOptionEntry *entries)
+{
+  memset (command, 0, sizeof *command);
+  command->name = name;
+  command->common.precision = SSFPN_PRECISION_DEFAULT;
+
+  const GOptionEntry common_entries[] = {
+    { "device", 0, 0, G_OPTION_ARG_STRING, &command->common.device,
+      "auto (default: a GPU when one works, else the CPU), cpu, cuda, cuda:N",
+      "DEVICE" },
+    { "precision", 0, 0, G_OPTION_ARG_STRING, &command->common.precision_name,
+      "fp32 or fp16 (default: fp32 on the CPU, fp16 on a GPU)", "P" },
+    { "threads", 0, 0, G_OPTION_ARG_INT, &command->common.threads,
+      "CPU threads (default 0: all cores)", "T" },
+    G_OPTION_ENTRY_NULL
+  };
+
+  /* --help shows "ssfpn NAME" as the program. */
+  g_autofree char *program = g_strdup_printf ("ssfpn %s", name);
+  g_set_prgname (program);
+  command->context = g_option_context_new (parameters);
+  g_option_context_set_summary (command->context, summary);
+  if (entries != NULL)
+    g_option_context_add_main_entries (command->context, entries, NULL);
+  g_option_context_add_main_entries (command->context, common_entries, NULL);
+}
+
+void
+cli_command_clear (CliCommand *command)
+{
+  g_clear_pointer (&command->context, g_option_context_free);
+  g_clear_pointer (&command->common.device, g_free);
+  g_clear_pointer (&command->common.precision_name, g_free);
+}
+
+int
+cli_usage_error (const CliCommand *command, const char *format, ...)
+{
+  va_list args;
+  va_start (args, format);
+  g_autofree char *message = g_strdup_vprintf (format, args);
+  va_end (args);
+  fprintf (stderr, "ssfpn %s: %s (see 'ssfpn %s --help')\n", command->name,
+           message, command->name);
+  return CLI_EXIT_USAGE;
+}
+
+/* auto, cpu, cuda or cuda:N with N a decimal index. */
+static gboolean
+device_is_valid (const char *device)
+{
+  if (strcmp (device, "auto") == 0 || strcmp (device, "cpu") == 0
+      || strcmp (device, "cuda") == 0)
+    return TRUE;
+  if (!g_str_has_prefix (device, "cuda:") || device[5] == '\0')
+    return FALSE;
+  for (const char *c = device + 5; *c; c++)
+    if (!g_ascii_isdigit (*c))
+      return FALSE;
+  return TRUE;
+}
+
+gboolean
+cli_command_parse (CliCommand *command, int *argc, char ***argv)
+{
+  g_autoptr (GError) error = NULL;
+
+  if (!g_option_context_parse (command->context, argc, argv, &error))
+    {
+      cli_usage_error (command, "%s", error->message);
+      return FALSE;
+    }
+
+  CliCommonOptions *common = &command->common;
+  if (common->device == NULL)
+    common->device = g_strdup ("auto");
+  if (!device_is_valid (common->device))
+    {
+      cli_usage_error (command, "--device %s is not one of auto, cpu, cuda, cuda:N",
+                       common->device);
+      return FALSE;
+    }
+  if (common->precision_name == NULL)
+    common->precision = SSFPN_PRECISION_DEFAULT;
+  else if (strcmp (common->precision_name, "fp32") == 0)
+    common->precision = SSFPN_PRECISION_FP32;
+  else if (strcmp (common->precision_name, "fp16") == 0)
+    common->precision = SSFPN_PRECISION_FP16;
+  else
+    {
+      cli_usage_error (command, "--precision %s is not fp32 or fp16",
+                       common->precision_name);
+      return FALSE;
+    }
+  if (common->threads < 0)
+    {
+      cli_usage_error (command, "--threads %d is negative", common->threads);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+int
+cli_fail (GError *error)
+{
+  /* One line, whatever the message holds. */
+  g_autofree char *message = g_strdup (error ? error->message : "unknown error");
+  g_strdelimit (message, "\r\n", ' ');
+  fprintf (stderr, "ssfpn: %s\n", message);
+  g_clear_error (&error);
+  return CLI_EXIT_FAILURE;
+}
+
+SsfpnModel *
+cli_open_model (const char *argument, GError **error)
+{
+  if (strcmp (argument, "default") == 0)
+    {
+      g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_UNSUPPORTED,
+                   "no default model is embedded in this build; "
+                   "give the path of a model file");
+      return NULL;
+    }
+
+  GError *local = NULL;
+  SsfpnModel *model = ssfpn_model_open (argument, &local);
+  if (model == NULL)
+    {
+      if (strstr (local->message, argument) == NULL)
+        g_prefix_error (&local, "%s: ", argument);
+      g_propagate_error (error, local);
+    }
+  return model;
+}
+
+void
+cli_context_options (const CliCommand *command, SsfpnContextOptions *options)
+{
+  ssfpn_context_options_init (options);
+  options->device = command->common.device;
+  options->precision = command->common.precision;
+  options->threads = command->common.threads;
+}
+
+/* A positive decimal integer that fits an int, the whole of @text. */
+static gboolean
+parse_positive (const char *text, gboolean allow_zero, int *value)
+{
+  guint64 number;
+  if (text == NULL || !g_ascii_isdigit (*text)
+      || !g_ascii_string_to_unsigned (text, 10, allow_zero ? 0 : 1, G_MAXINT,
+                                      &number, NULL))
+    return FALSE;
+  *value = (int) number;
+  return TRUE;
+}
+
+gboolean
+cli_parse_size (const char *text, int *height, int *width)
+{
+  g_auto (GStrv) parts = g_strsplit (text, "x", 3);
+  guint n = g_strv_length (parts);
+  if (n == 1)
+    {
+      if (!parse_positive (parts[0], FALSE, height))
+        return FALSE;
+      *width = *height;
+      return TRUE;
+    }
+  return n == 2 && parse_positive (parts[0], FALSE, height)
+         && parse_positive (parts[1], FALSE, width);
+}
+
+gboolean
+cli_parse_int_list (const char *text, gboolean allow_zero, int **values,
+                    int *count)
+{
+  g_auto (GStrv) parts = g_strsplit (text, ",", -1);
+  guint n = g_strv_length (parts);
+  if (n == 0)
+    return FALSE;
+  int *list = g_new (int, n);
+  for (guint i = 0; i < n; i++)
+    {
+      g_strstrip (parts[i]);
+      if (!parse_positive (parts[i], allow_zero, &list[i]))
+        {
+          g_free (list);
+          return FALSE;
+        }
+    }
+  *values = list;
+  *count = (int) n;
+  return TRUE;
+}
+
+static void
+append_json_string (GString *out, const char *text)
+{
+  g_string_append_c (out, '"');
+  for (const char *c = text; *c; c++)
+    {
+      if (*c == '"' || *c == '\\')
+        g_string_append_printf (out, "\\%c", *c);
+      else if ((guchar) *c < 0x20)
+        g_string_append_printf (out, "\\u%04x", (guchar) *c);
+      else
+        g_string_append_c (out, *c);
+    }
+  g_string_append_c (out, '"');
+}
+
+/* The shortest of %.15g, %.16g, %.17g that reads back as @value; JSON has
+ * no NaN or infinity, so those become null. */
+static void
+append_json_double (GString *out, double value)
+{
+  char format[8], text[G_ASCII_DTOSTR_BUF_SIZE];
+  if (!isfinite (value))
+    {
+      g_string_append (out, "null");
+      return;
+    }
+  for (int digits = 15; digits <= 17; digits++)
+    {
+      g_snprintf (format, sizeof format, "%%.%dg", digits);
+      g_ascii_formatd (text, sizeof text, format, value);
+      if (g_ascii_strtod (text, NULL) == value)
+        break;
+    }
+  g_string_append (out, text);
+}
+
+/* A compact serialiser: json-glib writes every double with 17 digits,
+ * which turns a confidence of 0.81 into 0.81000000000000005. */
+static void
+append_json (GString *out, JsonNode *node)
+{
+  switch (json_node_get_node_type (node))
+    {
+    case JSON_NODE_OBJECT:
+      {
+        JsonObjectIter iter;
+        const char *name;
+        JsonNode *member;
+        gboolean first = TRUE;
+        g_string_append_c (out, '{');
+        json_object_iter_init_ordered (&iter, json_node_get_object (node));
+        while (json_object_iter_next_ordered (&iter, &name, &member))
+          {
+            if (!first)
+              g_string_append_c (out, ',');
+            first = FALSE;
+            append_json_string (out, name);
+            g_string_append_c (out, ':');
+            append_json (out, member);
+          }
+        g_string_append_c (out, '}');
+        break;
+      }
+    case JSON_NODE_ARRAY:
+      {
+        JsonArray *array = json_node_get_array (node);
+        g_string_append_c (out, '[');
+        for (guint i = 0; i < json_array_get_length (array); i++)
+          {
+            if (i > 0)
+              g_string_append_c (out, ',');
+            append_json (out, json_array_get_element (array, i));
+          }
+        g_string_append_c (out, ']');
+        break;
+      }
+    case JSON_NODE_VALUE:
+      switch (json_node_get_value_type (node))
+        {
+        case G_TYPE_INT64:
+          g_string_append_printf (out, "%" G_GINT64_FORMAT, json_node_get_int (node));
+          break;
+        case G_TYPE_DOUBLE:
+          append_json_double (out, json_node_get_double (node));
+          break;
+        case G_TYPE_BOOLEAN:
+          g_string_append (out, json_node_get_boolean (node) ? "true" : "false");
+          break;
+        default:
+          append_json_string (out, json_node_get_string (node));
+          break;
+        }
+      break;
+    case JSON_NODE_NULL:
+      g_string_append (out, "null");
+      break;
+    }
+}
+
+void
+cli_print_json (FILE *stream, JsonNode *node)
+{
+  GString *text = g_string_new (NULL);
+  append_json (text, node);
+  g_string_append_c (text, '\n');
+  fwrite (text->str, 1, text->len, stream);
+  g_string_free (text, TRUE);
+}
+
+JsonNode *
+cli_json_from_text (const char *text)
+{
+  JsonNode *node = text ? json_from_string (text, NULL) : NULL;
+  if (node == NULL)
+    {
+      node = json_node_new (JSON_NODE_VALUE);
+      json_node_set_string (node, text ? text : "");
+    }
+  return node;
+}
+
+double
+cli_float_for_json (float value)
+{
+  if (!isfinite (value))
+    return value;
+  char format[8], text[32];
+  for (int digits = 6; digits <= 9; digits++)
+    {
+      g_snprintf (format, sizeof format, "%%.%dg", digits);
+      g_ascii_formatd (text, sizeof text, format, value);
+      double back = g_ascii_strtod (text, NULL);
+      if ((float) back == value)
+        return back;
+    }
+  return value;
+}
+
+double
+cli_now (void)
+{
+  struct timespec ts;
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  return (double) ts.tv_sec + (double) ts.tv_nsec * 1e-9;
+}

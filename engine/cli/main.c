@@ -1,0 +1,84 @@
+/* `ssfpn`: the engine's command line (docs: spec cli.md). Dispatches to one
+ * file per subcommand. */
+#include "buildconfig.h"
+
+#include <locale.h>
+#include <string.h>
+
+#include "cli.h"
+
+int cmd_info (int argc, char **argv);
+int cmd_run (int argc, char **argv);
+int cmd_bench (int argc, char **argv);
+
+typedef struct {
+  const char *name;
+  int (*main) (int argc, char **argv); /* NULL: not in this build yet */
+  const char *summary;
+} Subcommand;
+
+static const Subcommand subcommands[] = {
+  { "info", cmd_info, "layers, parameters, GFLOPs, classes and strides of a model" },
+  { "run", cmd_run, "run the network on a .npy batch, write the raw output" },
+  { "detect", NULL, "detect objects in images" },
+  { "bench", cmd_bench, "time the network per batch size" },
+  { "eval", NULL, "COCO-style evaluation on a YOLO-format dataset" },
+};
+
+static void
+print_usage (FILE *stream)
+{
+  fprintf (stream,
+           "Usage: ssfpn COMMAND MODEL [OPTION...]\n\n"
+           "MODEL is a model file, or 'default' for the embedded model.\n\n"
+           "Commands:\n");
+  for (gsize i = 0; i < G_N_ELEMENTS (subcommands); i++)
+    fprintf (stream, "  %-8s %s%s\n", subcommands[i].name, subcommands[i].summary,
+             subcommands[i].main ? "" : " (not available yet)");
+  fprintf (stream,
+           "\nCommon options: --device auto|cpu|cuda|cuda:N, "
+           "--precision fp32|fp16, --threads T.\n"
+           "'ssfpn COMMAND --help' describes each command.\n");
+}
+
+int
+main (int argc, char **argv)
+{
+  /* Numbers in JSON and on the command line use '.' whatever the locale. */
+  setlocale (LC_ALL, "");
+  setlocale (LC_NUMERIC, "C");
+
+  if (argc < 2)
+    {
+      fprintf (stderr, "ssfpn: no command given (see 'ssfpn --help')\n");
+      return CLI_EXIT_USAGE;
+    }
+  const char *name = argv[1];
+  if (strcmp (name, "--help") == 0 || strcmp (name, "-h") == 0
+      || strcmp (name, "help") == 0)
+    {
+      print_usage (stdout);
+      return CLI_EXIT_OK;
+    }
+  if (strcmp (name, "--version") == 0)
+    {
+      printf ("ssfpn %s\n", SSFPN_VERSION);
+      return CLI_EXIT_OK;
+    }
+
+  for (gsize i = 0; i < G_N_ELEMENTS (subcommands); i++)
+    {
+      if (strcmp (name, subcommands[i].name) != 0)
+        continue;
+      if (subcommands[i].main == NULL)
+        {
+          fprintf (stderr, "ssfpn %s: not available in this build yet\n", name);
+          return CLI_EXIT_FAILURE;
+        }
+      /* The subcommand sees its own name as argv[0]. */
+      return subcommands[i].main (argc - 1, argv + 1);
+    }
+
+  fprintf (stderr, "ssfpn: unknown command '%s' (see 'ssfpn --help')\n", name);
+  return CLI_EXIT_USAGE;
+}

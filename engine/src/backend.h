@@ -1,0 +1,53 @@
+/* The backend interface: a small table of functions per backend.
+ *
+ * A backend turns a graph into a plan for one batch size and input size
+ * (allocating everything it needs once), then runs that plan. Adding a
+ * backend means a new folder implementing this table and one line in
+ * backend_registry.c; nothing else changes.
+ */
+#ifndef SSFPN_BACKEND_H
+#define SSFPN_BACKEND_H
+
+#include "graph.h"
+#include "ssfpn/ssfpn.h"
+
+G_BEGIN_DECLS
+
+typedef struct _SsfpnPlan SsfpnPlan; /* opaque, defined by each backend */
+
+typedef struct {
+  int batch;
+  int height, width;
+  SsfpnPrecision precision; /* never DEFAULT here */
+  int device_index;         /* GPU ordinal; 0 on the CPU */
+  int threads;              /* CPU threads; 0 = all */
+} SsfpnPlanOptions;
+
+typedef struct {
+  const char *name; /* "cpu", "cuda" */
+
+  /* TRUE when the backend can run on this machine; else sets @error with
+   * the reason (no GPU, driver too old, ...). */
+  gboolean (*available) (int device_index, GError **error);
+
+  SsfpnPrecision default_precision;
+
+  /* Everything per-run is allocated here; run() allocates nothing. */
+  SsfpnPlan *(*plan_new) (const SsfpnGraph *graph,
+                          const SsfpnPlanOptions *options, GError **error);
+  void (*plan_free) (SsfpnPlan *plan);
+
+  /* @input: host float32 (batch, 3, H, W); @output: host float32
+   * (batch, rows, 5 + nc). */
+  gboolean (*plan_run) (SsfpnPlan *plan, const float *input, float *output,
+                        GError **error);
+} SsfpnBackend;
+
+/* Backend by name ("cpu", "cuda"), or NULL when not built in. */
+const SsfpnBackend *ssfpn_backend_find (const char *name);
+
+extern const SsfpnBackend ssfpn_cpu_backend;
+
+G_END_DECLS
+
+#endif /* SSFPN_BACKEND_H */

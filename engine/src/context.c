@@ -1,0 +1,220 @@
+/* Inference contexts: resolve the device, plan the network once for a batch
+ * size and input size, run it. */
+#include "backend.h"
+#include "model.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct _SsfpnContext {
+  SsfpnModel *model;
+  const SsfpnBackend *backend;
+  SsfpnPlan *plan;
+  char *device;
+  SsfpnPrecision precision;
+  int batch, height, width, rows;
+};
+
+void
+ssfpn_context_options_init (SsfpnContextOptions *options)
+{
+  memset (options, 0, sizeof *options);
+  options->device = "auto";
+  options->precision = SSFPN_PRECISION_DEFAULT;
+  options->batch = 1;
+}
+
+/* Parses "auto", "cpu", "cuda", "cuda:N" into a backend name and ordinal. */
+static gboolean
+parse_device (const char *device, const char **backend_name, int *index,
+              gboolean *is_auto, GError **error)
+{
+  *index = 0;
+  *is_auto = FALSE;
+  if (device == NULL || strcmp (device, "auto") == 0) {
+    *is_auto = TRUE;
+    *backend_name = "cuda";
+    return TRUE;
+  }
+  if (strcmp (device, "cpu") == 0) {
+    *backend_name = "cpu";
+    return TRUE;
+  }
+  if (strcmp (device, "cuda") == 0) {
+    *backend_name = "cuda";
+    return TRUE;
+  }
+  if (g_str_has_prefix (device, "cuda:")) {
+    const char *digits = device + 5;
+    char *end = NULL;
+    long value = strtol (digits, &end, 10);
+    if (*digits != '\0' && *end == '\0' && value >= 0 && value < 1024) {
+      *backend_name = "cuda";
+      *index = (int) value;
+      return TRUE;
+    }
+  }
+  g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_ARGUMENT,
+               "device \"%s\" is not one of auto, cpu, cuda, cuda:N", device);
+  return FALSE;
+}
+
+/* The backend for the device; "auto" falls back to the CPU when no GPU
+ * backend is built in or none works. */
+static const SsfpnBackend *
+choose_backend (const char *device, int *index, GError **error)
+{
+  const char *name;
+  gboolean is_auto;
+  const SsfpnBackend *backend;
+  GError *reason = NULL;
+
+  if (!parse_device (device, &name, index, &is_auto, error))
+    return NULL;
+
+  backend = ssfpn_backend_find (name);
+  if (backend != NULL && backend->available (*index, &reason))
+    return backend;
+
+  if (is_auto) {
+    g_clear_error (&reason);
+    *index = 0;
+    return ssfpn_backend_find ("cpu");
+  }
+  if (backend == NULL)
+    g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_DEVICE,
+                 "device %s: this build has no CUDA backend "
+                 "(it needs the CUDA toolkit and cuDNN at build time)",
+                 device);
+  else
+    g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_DEVICE, "device %s: %s",
+                 device, reason->message);
+  g_clear_error (&reason);
+  return NULL;
+}
+
+SsfpnContext *
+ssfpn_context_new (SsfpnModel *model, const SsfpnContextOptions *options,
+                   GError **error)
+{
+  SsfpnContextOptions defaults;
+  SsfpnPlanOptions plan_options = { 0 };
+  SsfpnContext *context;
+  const SsfpnBackend *backend;
+  int index, height, width, max_stride;
+
+  g_return_val_if_fail (model != NULL, NULL);
+  if (options == NULL) {
+    ssfpn_context_options_init (&defaults);
+    options = &defaults;
+  }
+
+  if (options->batch < 1 || options->batch > 4096) {
+    g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_ARGUMENT,
+                 "batch size %d is out of range (1 to 4096)", options->batch);
+    return NULL;
+  }
+  height = options->height > 0 ? options->height : model->imgsz[0];
+  width = options->width > 0 ? options->width : model->imgsz[1];
+  max_stride = model->graph->max_stride;
+  if (options->height < 0 || options->width < 0 || height % max_stride != 0
+      || width % max_stride != 0) {
+    g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_ARGUMENT,
+                 "input size %dx%d is not a positive multiple of the "
+                 "model's largest stride %d", options->height,
+                 options->width, max_stride);
+    return NULL;
+  }
+  if (options->threads < 0) {
+    g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_ARGUMENT,
+                 "thread count %d is negative", options->threads);
+    return NULL;
+  }
+
+  backend = choose_backend (options->device, &index, error);
+  if (backend == NULL)
+    return NULL;
+
+  plan_options.batch = options->batch;
+  plan_options.height = height;
+  plan_options.width = width;
+  plan_options.precision = options->precision == SSFPN_PRECISION_DEFAULT
+      ? backend->default_precision : options->precision;
+  plan_options.device_index = index;
+  plan_options.threads = options->threads;
+
+  context = g_new0 (SsfpnContext, 1);
+  context->plan = backend->plan_new (model->graph, &plan_options, error);
+  if (context->plan == NULL) {
+    g_free (context);
+    return NULL;
+  }
+  context->model = ssfpn_model_ref (model);
+  context->backend = backend;
+  context->device = strcmp (backend->name, "cpu") == 0 ? g_strdup ("cpu")
+      : g_strdup_printf ("%s:%d", backend->name, index);
+  context->precision = plan_options.precision;
+  context->batch = options->batch;
+  context->height = height;
+  context->width = width;
+  context->rows = ssfpn_graph_output_rows (model->graph, height, width, NULL);
+  return context;
+}
+
+void
+ssfpn_context_free (SsfpnContext *context)
+{
+  if (context == NULL)
+    return;
+  context->backend->plan_free (context->plan);
+  ssfpn_model_unref (context->model);
+  g_free (context->device);
+  g_free (context);
+}
+
+const char *
+ssfpn_context_device (const SsfpnContext *context)
+{
+  return context->device;
+}
+
+SsfpnPrecision
+ssfpn_context_precision (const SsfpnContext *context)
+{
+  return context->precision;
+}
+
+int
+ssfpn_context_batch (const SsfpnContext *context)
+{
+  return context->batch;
+}
+
+void
+ssfpn_context_input_size (const SsfpnContext *context, int *height,
+                          int *width)
+{
+  if (height)
+    *height = context->height;
+  if (width)
+    *width = context->width;
+}
+
+int
+ssfpn_context_output_rows (const SsfpnContext *context)
+{
+  return context->rows;
+}
+
+gboolean
+ssfpn_context_run (SsfpnContext *context, const float *input, float *output,
+                   GError **error)
+{
+  g_return_val_if_fail (context != NULL, FALSE);
+  if (input == NULL || output == NULL) {
+    g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_ARGUMENT,
+                 "ssfpn_context_run needs input and output buffers");
+    return FALSE;
+  }
+  return context->backend->plan_run (context->plan, input, output, error);
+}

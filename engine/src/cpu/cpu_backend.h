@@ -1,0 +1,22 @@
+/* CPU-backend entry points beyond the SsfpnBackend table, for tests: they
+ * look inside a plan made by ssfpn_cpu_backend. */
+#ifndef SSFPN_CPU_BACKEND_H
+#define SSFPN_CPU_BACKEND_H
+
+#include "backend.h"
+
+G_BEGIN_DECLS
+
+/* Copies batch item @item of @tensor (a root or a view) out of the plan's
+ * buffers as plain NCHW (channels, H, W) into @out. FALSE when the tensor
+ * has no buffer (nothing writes it) or is out of range. */
+gboolean ssfpn_cpu_plan_read_tensor (const SsfpnPlan *plan, int tensor,
+                                     int item, float *out);
+
+/* Channel block of the layout chosen for @tensor's buffer: 1 (NCHW), 8 or
+ * 16; 0 when it has none. */
+int ssfpn_cpu_plan_tensor_block (const SsfpnPlan *plan, int tensor);
+
+G_END_DECLS
+
+#endif /* SSFPN_CPU_BACKEND_H */

@@ -1,0 +1,243 @@
+#!/bin/sh
+# The `ssfpn` command: exit statuses, error messages, and on a fixture model
+# (tests/data/<case>.safetensors from tools/make_fixtures.py) `info`,
+# `info --json`, `run` and `run --detections`.
+#
+# Usage: test_cli.sh PATH/TO/ssfpn   (env SSFPN_TEST_DATA: tests/data)
+# Exit 0 pass, 1 fail, 77 skip (no fixture model: the checks that need none
+# still run, and a failure among them still fails).
+
+SSFPN=${1:?usage: test_cli.sh PATH/TO/ssfpn}
+DATA=${SSFPN_TEST_DATA:-$(dirname "$0")/data}
+PYTHON=${PYTHON:-python3}
+
+passed=0
+failed=0
+work=$(mktemp -d "${TMPDIR:-/tmp}/test-cli.XXXXXX") || exit 1
+trap 'rm -rf "$work"' EXIT INT TERM
+
+pass () { passed=$((passed + 1)); }
+fail () { failed=$((failed + 1)); echo "FAIL: $*" >&2; }
+
+# expect STATUS DESCRIPTION -- COMMAND...: runs COMMAND with stdout in
+# $work/out and stderr in $work/err and checks the exit status.
+expect () {
+  want=$1; what=$2; shift 3
+  "$@" >"$work/out" 2>"$work/err"
+  got=$?
+  if [ "$got" -eq "$want" ]; then
+    pass
+    return 0
+  fi
+  fail "$what: exit $got, expected $want ($(head -c 300 "$work/err"))"
+  return 1
+}
+
+# stderr_has TEXT DESCRIPTION: the error output holds TEXT on one line.
+stderr_has () {
+  if grep -F -q -- "$1" "$work/err" && [ "$(wc -l <"$work/err")" -eq 1 ]; then
+    pass
+  else
+    fail "$2: stderr is not one line holding '$1': $(cat "$work/err")"
+  fi
+}
+
+# ---- no model needed ----------------------------------------------------
+
+expect 2 "no command" -- "$SSFPN"
+expect 0 "--help" -- "$SSFPN" --help
+grep -q "bench" "$work/out" && pass || fail "--help does not list the commands"
+expect 2 "unknown command" -- "$SSFPN" frobnicate
+stderr_has "frobnicate" "unknown command"
+
+for cmd in info run bench; do
+  expect 0 "$cmd --help" -- "$SSFPN" $cmd --help
+  grep -q -- "--device" "$work/out" && pass || fail "$cmd --help lacks --device"
+  expect 2 "$cmd without MODEL" -- "$SSFPN" $cmd
+  stderr_has "MODEL is missing" "$cmd without MODEL"
+  expect 2 "$cmd with an unknown option" -- "$SSFPN" $cmd model --no-such-option
+  expect 2 "$cmd --device gpu" -- "$SSFPN" $cmd model --device gpu
+  stderr_has "--device gpu" "$cmd --device gpu"
+  expect 2 "$cmd --precision fp64" -- "$SSFPN" $cmd model --precision fp64
+  expect 2 "$cmd --threads -1" -- "$SSFPN" $cmd model --threads -1
+done
+
+expect 2 "run without --input" -- "$SSFPN" run model --output "$work/o.npy"
+stderr_has "--input" "run without --input"
+expect 2 "run without --output" -- "$SSFPN" run model --input "$work/i.npy"
+expect 2 "run --conf 1.5" -- "$SSFPN" run model --input a --output b --conf 1.5
+expect 2 "run --iou -0.1" -- "$SSFPN" run model --input a --output b --iou -0.1
+expect 2 "run --max-det 0" -- "$SSFPN" run model --input a --output b --max-det 0
+expect 2 "run --classes x" -- "$SSFPN" run model --input a --output b --classes x
+expect 2 "bench --batch 0" -- "$SSFPN" bench model --batch 0
+expect 2 "bench --batch 1,,8" -- "$SSFPN" bench model --batch 1,,8
+expect 2 "bench --iterations 0" -- "$SSFPN" bench model --iterations 0
+expect 2 "bench --size abc" -- "$SSFPN" bench model --size abc
+expect 2 "two models" -- "$SSFPN" info a b
+
+for cmd in detect eval; do
+  expect 1 "$cmd" -- "$SSFPN" $cmd model image.png
+  stderr_has "ssfpn $cmd: not available in this build yet" "$cmd"
+  [ -s "$work/out" ] && fail "$cmd wrote to stdout" || pass
+done
+
+missing="$work/no-such-dir/missing-model.safetensors"
+for cmd in info bench; do
+  expect 1 "$cmd on a missing model" -- "$SSFPN" $cmd "$missing"
+  stderr_has "ssfpn: " "$cmd on a missing model"
+  stderr_has "$missing" "$cmd on a missing model"
+done
+expect 1 "default model" -- "$SSFPN" info default
+stderr_has "no default model is embedded in this build" "default model"
+
+# A float64 (1, 3, 32, 32) .npy file, as NumPy writes one: 10-byte prefix,
+# a 118-byte header (octal 166), 24576 bytes of data.
+{
+  printf '\223NUMPY\001\000\166\000'
+  printf "%-117s\n" "{'descr': '<f8', 'fortran_order': False, 'shape': (1, 3, 32, 32), }"
+  head -c 24576 /dev/zero
+} >"$work/float64.npy"
+expect 1 "run on a float64 input" -- \
+  "$SSFPN" run "$missing" --input "$work/float64.npy" --output "$work/o.npy"
+stderr_has "float64.npy: dtype <f8 (float64); expected <f4 (float32)" "float64 input"
+[ -e "$work/o.npy" ] && fail "float64 input: an output was written" || pass
+
+head -c 1000 "$work/float64.npy" >"$work/short.npy"
+expect 1 "run on a truncated input" -- \
+  "$SSFPN" run "$missing" --input "$work/short.npy" --output "$work/o.npy"
+stderr_has "short.npy" "truncated input"
+
+# ---- on a fixture model -------------------------------------------------
+
+# The fixture case with the smallest input keeps the test quick.
+case_name=
+smallest=
+for model in "$DATA"/*.safetensors; do
+  [ -f "$model" ] || continue
+  base=${model%.safetensors}
+  [ -f "$base.input.npy" ] && [ -f "$base.output.npy" ] && [ -f "$base.nms.json" ] || continue
+  size=$(wc -c <"$base.input.npy")
+  if [ -z "$smallest" ] || [ "$size" -lt "$smallest" ]; then
+    smallest=$size
+    case_name=$base
+  fi
+done
+
+if [ -z "$case_name" ]; then
+  echo "$passed passed, $failed failed"
+  [ "$failed" -eq 0 ] || exit 1
+  echo "SKIP: no fixture model (<case>.safetensors with .input.npy, .output.npy," \
+       ".nms.json) in $DATA; run tools/make_fixtures.py" >&2
+  exit 77
+fi
+model="$case_name.safetensors"
+echo "fixture: $model"
+
+expect 0 "info" -- "$SSFPN" info "$model" && {
+  grep -q "Detect" "$work/out" && grep -q "module" "$work/out" \
+    && grep -q "parameters" "$work/out" && grep -q "GFLOPs" "$work/out" \
+    && pass || fail "info: no layer table: $(head -c 500 "$work/out")"
+}
+
+# info --json parses, and agrees with the fixture index where it can.
+expect 0 "info --json" -- "$SSFPN" info "$model" --json && {
+  if "$PYTHON" - "$work/out" "$DATA/fixtures.json" "$(basename "$model")" <<'EOF'
+import json, os, sys
+info = json.load(open(sys.argv[1]))
+for key in ("layers", "parameters", "gflops", "names", "strides", "imgsz"):
+    assert key in info, "no " + key
+layer = info["layers"][-1]
+for key in ("index", "from", "repeats", "module", "args", "output"):
+    assert key in layer, "layer without " + key
+assert layer["module"] == "Detect", layer
+if os.path.exists(sys.argv[2]):
+    cases = [c for c in json.load(open(sys.argv[2]))["cases"]
+             if c["model"] == sys.argv[3]]
+    if cases:
+        c = cases[0]
+        assert len(info["layers"]) == c["layers"], (len(info["layers"]), c["layers"])
+        assert info["parameters"] == c["parameters"], (info["parameters"], c["parameters"])
+        assert info["strides"] == c["stride"], (info["strides"], c["stride"])
+        assert len(info["names"]) == c["nc"]
+EOF
+  then pass; else fail "info --json: not the expected JSON"; fi
+}
+
+# run: the output has the shape and (loosely) the values of the fixture's
+# reference output; the detections are one JSON object per batch item with
+# the reference's classes.
+expect 0 "run" -- "$SSFPN" run "$model" --input "$case_name.input.npy" \
+  --output "$work/out.npy" --detections "$work/det.json" && {
+  if "$PYTHON" - "$work/out.npy" "$case_name.output.npy" "$work/det.json" \
+      "$case_name.nms.json" <<'EOF'
+import array, ast, json, math, sys
+
+def load_npy(path):
+    data = open(path, "rb").read()
+    assert data[:6] == b"\x93NUMPY", path + ": bad magic"
+    if data[6] == 1:
+        n, start = int.from_bytes(data[8:10], "little"), 10
+    else:
+        n, start = int.from_bytes(data[8:12], "little"), 12
+    header = ast.literal_eval(data[start:start + n].decode("latin1"))
+    assert header["descr"] == "<f4" and not header["fortran_order"], header
+    values = array.array("f")
+    values.frombytes(data[start + n:])
+    count = 1
+    for d in header["shape"]:
+        count *= d
+    assert len(values) == count, (path, header["shape"], len(values))
+    return header["shape"], values
+
+shape, got = load_npy(sys.argv[1])
+ref_shape, ref = load_npy(sys.argv[2])
+assert shape == ref_shape, ("output shape", shape, ref_shape)
+assert all(math.isfinite(v) for v in got), "non-finite output"
+columns = shape[2]
+worst = 0.0
+for i in range(0, len(got), 97):  # a sample of the values
+    tol = 0.05 if i % columns < 4 else 1e-3
+    worst = max(worst, abs(got[i] - ref[i]) / tol)
+assert worst <= 1.0, "output differs from the reference (%.3g x tolerance)" % worst
+
+lines = [json.loads(l) for l in open(sys.argv[3]) if l.strip()]
+ref = json.load(open(sys.argv[4]))["images"]
+assert len(lines) == shape[0] == len(ref), (len(lines), shape[0], len(ref))
+for i, (line, r) in enumerate(zip(lines, ref)):
+    for key in ("image", "width", "height", "detections"):
+        assert key in line, "detections without " + key
+    assert "[%d]" % i in line["image"], line["image"]
+    dets, rdets = line["detections"], r["detections"]
+    assert len(dets) == len(rdets), ("image", i, len(dets), len(rdets))
+    for d, rd in zip(dets, rdets):
+        assert d["class_id"] == rd["class_id"] and d["label"] == rd["label"], (d, rd)
+        assert abs(d["confidence"] - rd["confidence"]) < 1e-3, (d, rd)
+        assert all(abs(a - b) < 0.05 for a, b in zip(d["box"], rd["box"])), (d, rd)
+EOF
+  then pass; else fail "run: output or detections differ from the fixture"; fi
+}
+
+# The same input cut to the wrong channel count.
+"$PYTHON" - "$case_name.input.npy" "$work/c4.npy" <<'EOF' && {
+import ast, sys
+data = open(sys.argv[1], "rb").read()
+n = int.from_bytes(data[8:10], "little")
+header = ast.literal_eval(data[10:10 + n].decode("latin1"))
+b, c, h, w = header["shape"]
+text = "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 4, %d, %d), }" % (h, w)
+text = text.ljust(117) + "\n"
+out = b"\x93NUMPY\x01\x00" + len(text).to_bytes(2, "little") + text.encode()
+open(sys.argv[2], "wb").write(out + bytes(4 * 4 * h * w))
+EOF
+  expect 1 "run on a 4-channel input" -- \
+    "$SSFPN" run "$model" --input "$work/c4.npy" --output "$work/o4.npy"
+  stderr_has "4 channels" "4-channel input"
+}
+
+expect 0 "bench --json" -- "$SSFPN" bench "$model" --iterations 2 --warmup 1 --json && {
+  "$PYTHON" -c 'import json,sys; d=json.load(sys.stdin); r=d["results"][0]; assert r["batch"] == 1 and r["network"]["median_ms"] > 0 and r["network"]["p99_ms"] >= r["network"]["median_ms"]' <"$work/out" \
+    && pass || fail "bench --json: $(head -c 300 "$work/out")"
+}
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,248 @@
+/* Whole networks against the PyTorch golden fixtures (tests/data,
+ * tools/make_fixtures.py): raw output within the tolerances the project
+ * promises, and YOLOv5 NMS identical to the torchvision-based reference.
+ *
+ * Tolerances: boxes (columns 0-3) relative error under 1e-4 (relative to
+ * max(|expected|, 1 px)); objectness and class probabilities absolute error
+ * under 1e-4. */
+#include "npy.h"
+#include "ssfpn/ssfpn.h"
+
+#include <json-glib/json-glib.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#define BOX_REL_TOLERANCE 1e-4
+#define PROB_ABS_TOLERANCE 1e-4
+
+static int passed, failed;
+
+static void
+check (gboolean ok, const char *what, const char *name)
+{
+  if (ok) {
+    passed++;
+  } else {
+    failed++;
+    printf ("FAIL %s: %s\n", name, what);
+  }
+}
+
+static char *
+data_path (const char *file)
+{
+  const char *dir = g_getenv ("SSFPN_TEST_DATA");
+  return g_build_filename (dir ? dir : SSFPN_TEST_DATA, file, NULL);
+}
+
+/* Worst errors of @got against @want over (rows, cols) per image. */
+static void
+compare_outputs (const float *got, const float *want, gsize rows, int cols,
+                 double *box_rel, double *prob_abs)
+{
+  *box_rel = 0;
+  *prob_abs = 0;
+  for (gsize r = 0; r < rows; r++) {
+    for (int c = 0; c < cols; c++) {
+      double g = got[r * cols + c], w = want[r * cols + c];
+      double err = fabs (g - w);
+      if (isnan (g) || isnan (w))
+        err = INFINITY;
+      if (c < 4)
+        *box_rel = MAX (*box_rel, err / MAX (fabs (w), 1.0));
+      else
+        *prob_abs = MAX (*prob_abs, err);
+    }
+  }
+}
+
+/* One image's detections from the reference JSON as an array. */
+static JsonArray *
+reference_detections (JsonObject *nms, int image)
+{
+  JsonArray *images = json_object_get_array_member (nms, "images");
+  JsonObject *item = json_array_get_object_element (images, image);
+  return json_object_get_array_member (item, "detections");
+}
+
+/* Compares C detections with the reference; @box_tol and @conf_tol are the
+ * allowed differences (0 when both sides ran on the same output). */
+static gboolean
+same_detections (const SsfpnDetection *dets, int n, JsonArray *want,
+                 double box_tol, double conf_tol, char **why)
+{
+  if ((guint) n != json_array_get_length (want)) {
+    *why = g_strdup_printf ("%d detections, reference has %u", n,
+                            json_array_get_length (want));
+    return FALSE;
+  }
+  for (int i = 0; i < n; i++) {
+    JsonObject *d = json_array_get_object_element (want, i);
+    JsonArray *box = json_object_get_array_member (d, "box");
+    float coords[4] = { dets[i].x1, dets[i].y1, dets[i].x2, dets[i].y2 };
+    int class_id = (int) json_object_get_int_member (d, "class_id");
+    double conf = json_object_get_double_member (d, "confidence");
+
+    if (dets[i].class_id != class_id) {
+      *why = g_strdup_printf ("detection %d: class %d, reference %d", i,
+                              dets[i].class_id, class_id);
+      return FALSE;
+    }
+    if (fabs (dets[i].confidence - conf) > conf_tol) {
+      *why = g_strdup_printf ("detection %d: confidence %.9g, reference %.9g",
+                              i, dets[i].confidence, conf);
+      return FALSE;
+    }
+    for (int k = 0; k < 4; k++) {
+      double w = json_array_get_double_element (box, k);
+      if (fabs (coords[k] - w) > box_tol) {
+        *why = g_strdup_printf ("detection %d: box[%d] %.9g, reference %.9g",
+                                i, k, coords[k], w);
+        return FALSE;
+      }
+    }
+  }
+  return TRUE;
+}
+
+static void
+run_case (JsonObject *fixture)
+{
+  const char *name = json_object_get_string_member (fixture, "name");
+  g_autofree char *model_path = data_path (
+      json_object_get_string_member (fixture, "model"));
+  g_autofree char *input_path = data_path (
+      json_object_get_string_member (fixture, "input"));
+  g_autofree char *output_path = data_path (
+      json_object_get_string_member (fixture, "output"));
+  g_autofree char *nms_path = data_path (
+      json_object_get_string_member (fixture, "nms"));
+  g_autoptr (GError) error = NULL;
+  g_autoptr (NpyArray) input = NULL;
+  g_autoptr (NpyArray) expected = NULL;
+  g_autoptr (JsonParser) parser = json_parser_new ();
+  SsfpnModel *model = NULL;
+  SsfpnContext *context = NULL;
+  SsfpnContextOptions options;
+  SsfpnNmsOptions nms_options;
+  float *output = NULL;
+  int batch, rows, cols;
+  double box_rel, prob_abs;
+
+  model = ssfpn_model_open (model_path, &error);
+  check (model != NULL, error ? error->message : "open", name);
+  input = npy_read (input_path, &error);
+  check (input != NULL, error ? error->message : "input", name);
+  expected = npy_read (output_path, &error);
+  check (expected != NULL, error ? error->message : "output", name);
+  check (json_parser_load_from_file (parser, nms_path, &error),
+         error ? error->message : "nms json", name);
+  if (model == NULL || input == NULL || expected == NULL || error != NULL)
+    goto out;
+
+  check (ssfpn_model_parameter_count (model)
+         == json_object_get_int_member (fixture, "parameters"),
+         "parameter count differs from PyTorch's", name);
+
+  batch = (int) input->shape[0];
+  ssfpn_context_options_init (&options);
+  options.device = "cpu";
+  options.batch = batch;
+  options.height = (int) input->shape[2];
+  options.width = (int) input->shape[3];
+  context = ssfpn_context_new (model, &options, &error);
+  check (context != NULL, error ? error->message : "context", name);
+  if (context == NULL)
+    goto out;
+
+  rows = ssfpn_context_output_rows (context);
+  cols = ssfpn_model_output_columns (model);
+  check (expected->rank == 3 && expected->shape[0] == batch
+         && expected->shape[1] == rows && expected->shape[2] == cols,
+         "output shape differs from the fixture", name);
+  if (failed)
+    goto out;
+
+  output = g_new (float, (gsize) batch * rows * cols);
+  check (ssfpn_context_run (context, input->data, output, &error),
+         error ? error->message : "run", name);
+  if (error)
+    goto out;
+
+  compare_outputs (output, expected->data, (gsize) batch * rows, cols,
+                   &box_rel, &prob_abs);
+  printf ("%-12s max box relative error %.2e, max probability error %.2e\n",
+          name, box_rel, prob_abs);
+  check (box_rel < BOX_REL_TOLERANCE, "box error over tolerance", name);
+  check (prob_abs < PROB_ABS_TOLERANCE, "probability error over tolerance",
+         name);
+
+  /* NMS: exact on PyTorch's own output; within tolerance on ours. */
+  ssfpn_nms_options_init (&nms_options);
+  {
+    JsonObject *nms = json_node_get_object (json_parser_get_root (parser));
+    nms_options.conf_threshold = json_object_get_double_member (nms, "conf");
+    nms_options.iou_threshold = json_object_get_double_member (nms, "iou");
+    nms_options.max_detections = json_object_get_int_member (nms, "max_det");
+    nms_options.agnostic = json_object_get_boolean_member (nms, "agnostic");
+
+    for (int b = 0; b < batch; b++) {
+      SsfpnDetection dets[300];
+      char *why = NULL;
+      int n;
+      gsize offset = (gsize) b * rows * cols;
+
+      n = ssfpn_nms (expected->data + offset, rows, cols - 5, &nms_options,
+                     dets, G_N_ELEMENTS (dets));
+      if (!same_detections (dets, n, reference_detections (nms, b), 1e-4,
+                            1e-6, &why)) {
+        check (FALSE, why, name);
+        g_free (why);
+      } else {
+        check (TRUE, "", name);
+      }
+      check (n > 0, "the fixture has no detections to compare", name);
+
+      n = ssfpn_nms (output + offset, rows, cols - 5, &nms_options, dets,
+                     G_N_ELEMENTS (dets));
+      if (!same_detections (dets, n, reference_detections (nms, b), 1e-2,
+                            PROB_ABS_TOLERANCE, &why)) {
+        check (FALSE, why, name);
+        g_free (why);
+      } else {
+        check (TRUE, "", name);
+      }
+    }
+  }
+
+out:
+  g_free (output);
+  ssfpn_context_free (context);
+  if (model)
+    ssfpn_model_unref (model);
+}
+
+int
+main (void)
+{
+  g_autofree char *index_path = data_path ("fixtures.json");
+  g_autoptr (JsonParser) parser = json_parser_new ();
+  g_autoptr (GError) error = NULL;
+  JsonArray *cases;
+
+  if (!json_parser_load_from_file (parser, index_path, &error)) {
+    printf ("FAIL cannot read %s: %s\n", index_path, error->message);
+    return 1;
+  }
+  cases = json_object_get_array_member (
+      json_node_get_object (json_parser_get_root (parser)), "cases");
+  for (guint i = 0; i < json_array_get_length (cases); i++)
+    run_case (json_array_get_object_element (cases, i));
+
+  check (json_array_get_length (cases) >= 9, "fewer fixture cases than the "
+         "suite covers (baseline, ssfpn, ssfpn-seed, spd, csp, leaky, "
+         "nonsquare, batch2, f16)", "index");
+  printf ("%d passed, %d failed\n", passed, failed);
+  return failed ? 1 : 0;
+}

@@ -1,0 +1,162 @@
+#!/usr/bin/python3
+"""Generates the NMS fixtures in tests/data/nms/.
+
+Each case is a random raw model output for one image, <case>.npy (float32,
+rows x (5 + nc)), and <case>.json with the options and the detections that
+YOLOv5 v6.0's non_max_suppression (detect.py's defaults, multi_label off)
+returns for it, computed here with PyTorch and torchvision.ops.nms. The C
+implementation (engine/src/nms.c) must reproduce them exactly.
+
+Thresholds are float32 values so that the float comparisons of the C code
+and the double ones of torchvision mean the same thing. Cases are drawn so
+that no two candidate scores tie (tie order is unspecified in torch.sort).
+
+Run with the system Python that has torch: /usr/bin/python3 tools/make_nms_fixtures.py
+"""
+import json
+import os
+import sys
+
+import numpy as np
+import torch
+import torchvision
+
+MAX_WH = 4096
+MAX_NMS = 30000
+
+
+def xywh2xyxy(x):
+    y = x.clone()
+    y[:, 0] = x[:, 0] - x[:, 2] / 2
+    y[:, 1] = x[:, 1] - x[:, 3] / 2
+    y[:, 2] = x[:, 0] + x[:, 2] / 2
+    y[:, 3] = x[:, 1] + x[:, 3] / 2
+    return y
+
+
+def yolov5_nms(x, conf_thres, iou_thres, classes, agnostic, max_det):
+    """YOLOv5 v6.0 non_max_suppression for one image, multi_label False."""
+    x = x[x[:, 4] > conf_thres]
+    if not x.shape[0]:
+        return torch.zeros((0, 6))
+    x = x.clone()
+    x[:, 5:] *= x[:, 4:5]
+    box = xywh2xyxy(x[:, :4])
+    conf, j = x[:, 5:].max(1, keepdim=True)
+    x = torch.cat((box, conf, j.float()), 1)[conf.view(-1) > conf_thres]
+    if classes is not None:
+        x = x[(x[:, 5:6] == torch.tensor(classes)).any(1)]
+    n = x.shape[0]
+    if not n:
+        return torch.zeros((0, 6))
+    if n > MAX_NMS:
+        x = x[x[:, 4].argsort(descending=True)[:MAX_NMS]]
+    c = x[:, 5:6] * (0 if agnostic else MAX_WH)
+    boxes, scores = x[:, :4] + c, x[:, 4]
+    i = torchvision.ops.nms(boxes, scores, iou_thres)
+    if i.shape[0] > max_det:
+        i = i[:max_det]
+    return x[i]
+
+
+def f32(value):
+    return float(np.float32(value))
+
+
+def random_output(rng, rows, nc, size, clusters=0, box_scale=0.2,
+                  confident=False):
+    """Rows like a decoded Detect output: boxes in pixels of a size x size
+    input, objectness and class probabilities in (0, 1)."""
+    out = np.empty((rows, 5 + nc), dtype=np.float32)
+    if clusters:
+        centres = rng.uniform(0, size, (clusters, 2))
+        pick = rng.integers(0, clusters, rows)
+        out[:, 0:2] = centres[pick] + rng.normal(0, size * 0.01, (rows, 2))
+        base = rng.uniform(size * 0.05, size * box_scale, (clusters, 2))
+        out[:, 2:4] = base[pick] * rng.uniform(0.85, 1.15, (rows, 2))
+    else:
+        out[:, 0:2] = rng.uniform(0, size, (rows, 2))
+        out[:, 2:4] = rng.uniform(2, size * box_scale, (rows, 2))
+    if confident:
+        out[:, 4] = rng.beta(4.0, 1.0, rows)
+        out[:, 5:] = rng.beta(1.0, 1.0, (rows, nc))
+    else:
+        out[:, 4] = rng.beta(0.6, 1.2, rows)
+        out[:, 5:] = rng.beta(0.5, 2.0, (rows, nc))
+    return out
+
+
+def has_score_ties(out, conf):
+    """True when two classes of a candidate row, or two candidates, share a
+    score: the class or the order would then depend on tie-breaking."""
+    x = torch.from_numpy(out)
+    x = x[x[:, 4] > conf]
+    scores = x[:, 5:] * x[:, 4:5]
+    if scores.shape[1] > 1:
+        top2 = scores.topk(2, 1).values
+        if bool((top2[:, 0] == top2[:, 1]).any()):
+            return True
+    best = scores.max(1).values
+    best = best[best > conf]
+    return best.unique().numel() != best.numel()
+
+
+CASES = [
+    # name, rows, nc, options, generator keywords
+    ("few_boxes", 12, 3, {}, {"clusters": 4, "confident": True}),
+    ("single_class", 300, 1, {}, {"clusters": 20}),
+    ("coco_80", 400, 80, {}, {"clusters": 30}),
+    ("many_overlapping", 3000, 3, {"iou": 0.5}, {"clusters": 12, "box_scale": 0.4}),
+    ("agnostic", 800, 3, {"agnostic": True}, {"clusters": 25}),
+    ("class_filter", 800, 5, {"classes": [0, 3]}, {"clusters": 25}),
+    ("max_det_small", 1500, 3, {"max_det": 7, "conf": 0.1}, {"clusters": 40}),
+    ("low_conf", 1000, 4, {"conf": 0.001, "iou": 0.6}, {"clusters": 50}),
+    ("tight_iou", 1000, 2, {"iou": 0.1}, {"clusters": 30}),
+]
+
+
+def main():
+    root = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir)
+    outdir = os.path.join(root, "tests", "data", "nms")
+    os.makedirs(outdir, exist_ok=True)
+    rng = np.random.default_rng(20220823)
+    total = 0
+    for name, rows, nc, opts, gen in CASES:
+        conf = f32(opts.get("conf", 0.25))
+        iou = f32(opts.get("iou", 0.45))
+        max_det = opts.get("max_det", 300)
+        agnostic = opts.get("agnostic", False)
+        classes = opts.get("classes")
+        for _ in range(100):
+            out = random_output(rng, rows, nc, 640, **gen)
+            if not has_score_ties(out, conf):
+                break
+        else:
+            sys.exit(f"{name}: could not draw an output without score ties")
+        det = yolov5_nms(torch.from_numpy(out), conf, iou, classes, agnostic,
+                         max_det)
+        expected = {
+            "rows": rows, "nc": nc, "conf": conf, "iou": iou,
+            "max_det": max_det, "agnostic": agnostic, "classes": classes,
+            "detections": [
+                {"box": [float(v) for v in d[:4].tolist()],
+                 "confidence": float(d[4]), "class_id": int(d[5])}
+                for d in det
+            ],
+        }
+        npy_path = os.path.join(outdir, name + ".npy")
+        json_path = os.path.join(outdir, name + ".json")
+        np.save(npy_path, out)
+        with open(json_path, "w") as f:
+            json.dump(expected, f, indent=1)
+            f.write("\n")
+        size = os.path.getsize(npy_path) + os.path.getsize(json_path)
+        total += size
+        print(f"{name}: {rows} rows, nc {nc}, {len(det)} detections, {size} bytes")
+    print(f"total {total} bytes")
+    if total >= 1 << 20:
+        sys.exit("fixtures exceed 1 MB")
+
+
+if __name__ == "__main__":
+    main()
