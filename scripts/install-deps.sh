@@ -4,7 +4,8 @@
 set -eu
 
 packages="build-essential meson ninja-build pkg-config python3
-libglib2.0-dev libjson-glib-dev libdnnl-dev clang libclang-rt-14-dev"
+libglib2.0-dev libjson-glib-dev libdnnl-dev libpng-dev libjpeg-dev clang
+libclang-rt-14-dev"
 
 missing=""
 for p in $packages; do

@@ -128,6 +128,7 @@ run_case (JsonObject *fixture)
   SsfpnNmsOptions nms_options;
   float *output = NULL;
   int batch, rows, cols;
+  int failed_before = failed;
   double box_rel, prob_abs;
 
   model = ssfpn_model_open (model_path, &error);
@@ -161,7 +162,7 @@ run_case (JsonObject *fixture)
   check (expected->rank == 3 && expected->shape[0] == batch
          && expected->shape[1] == rows && expected->shape[2] == cols,
          "output shape differs from the fixture", name);
-  if (failed)
+  if (failed > failed_before)
     goto out;
 
   output = g_new (float, (gsize) batch * rows * cols);

@@ -9,6 +9,7 @@
 
 int cmd_info (int argc, char **argv);
 int cmd_run (int argc, char **argv);
+int cmd_detect (int argc, char **argv);
 int cmd_bench (int argc, char **argv);
 
 typedef struct {
@@ -20,7 +21,7 @@ typedef struct {
 static const Subcommand subcommands[] = {
   { "info", cmd_info, "layers, parameters, GFLOPs, classes and strides of a model" },
   { "run", cmd_run, "run the network on a .npy batch, write the raw output" },
-  { "detect", NULL, "detect objects in images" },
+  { "detect", cmd_detect, "detect objects in images" },
   { "bench", cmd_bench, "time the network per batch size" },
   { "eval", NULL, "COCO-style evaluation on a YOLO-format dataset" },
 };

@@ -9,6 +9,8 @@
 
 #include "cuda/cuda_conv.h"
 
+#include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cuda/cuda_check.h"
@@ -326,7 +328,7 @@ build_ops (CudaConv *conv, const SsfpnConv2dParams *params, ConvTier tier,
   int64_t w_dims[4] = { params->out_channels, cpg, k, k };
   int64_t w_strides[4] = { k * k * cpg, 1, k * cpg, cpg };
   cudnnBackendDescriptor_t x, w, y, current;
-  cudnnPointwiseMode_t act_mode;
+  cudnnPointwiseMode_t act_mode = CUDNN_POINTWISE_IDENTITY;
   double act_parameter;
   int n = 0, steps = 0, done = 0;
   int64_t next_virtual = UID_VIRTUAL;

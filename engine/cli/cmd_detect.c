@@ -1,0 +1,292 @@
+/* `ssfpn detect MODEL IMAGE... [--size S] [--conf C] [--iou T] [--max-det K]
+ * [--agnostic] [--classes 0,2]`: one JSON line of detections per image, boxes
+ * in the image's own pixels. Images go through one at a time on one batch-1
+ * context: decode, letterbox, run, NMS, map the boxes back. */
+#include "cli.h"
+#include "image_decode.h"
+#include "ssfpn/ssfpn-frame.h"
+
+typedef struct {
+  char *size_text;
+  double conf;
+  double iou;
+  int max_det;
+  gboolean agnostic;
+  char *classes_text;
+  int *classes;
+  int n_classes;
+} DetectOptions;
+
+/* What every image reuses: the context, its buffers, and the letterbox
+ * tables for the last image size seen. */
+typedef struct {
+  SsfpnModel *model;
+  SsfpnContext *context;
+  int height, width;
+  int rows;
+  float *input;
+  float *output;
+  SsfpnDetection *detections;
+  int capacity;
+  SsfpnNmsOptions nms;
+  SsfpnLetterbox *letterbox;
+} Detector;
+
+static void
+detector_clear (Detector *detector)
+{
+  ssfpn_letterbox_free (detector->letterbox);
+  ssfpn_context_free (detector->context);
+  g_free (detector->input);
+  g_free (detector->output);
+  g_free (detector->detections);
+}
+
+static gboolean
+detector_init (Detector *detector, const CliCommand *command,
+               const DetectOptions *opts, SsfpnModel *model, int height,
+               int width, GError **error)
+{
+  SsfpnContextOptions options;
+  cli_context_options (command, &options);
+  options.batch = 1;
+  options.height = height;
+  options.width = width;
+  detector->model = model;
+  detector->height = height;
+  detector->width = width;
+  detector->context = ssfpn_context_new (model, &options, error);
+  if (detector->context == NULL)
+    return FALSE;
+
+  detector->rows = ssfpn_context_output_rows (detector->context);
+  const gsize input_count = (gsize) 3 * height * width;
+  const gsize output_count = (gsize) detector->rows
+                             * ssfpn_model_output_columns (model);
+  detector->input = g_try_new (float, input_count);
+  detector->output = g_try_new (float, output_count);
+  if (detector->input == NULL || detector->output == NULL)
+    {
+      g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_RUNTIME,
+                   "cannot allocate the network's input and output for "
+                   "%dx%d", height, width);
+      return FALSE;
+    }
+  detector->capacity = MAX (1, MIN (opts->max_det, detector->rows));
+  detector->detections = g_new (SsfpnDetection, detector->capacity);
+
+  ssfpn_nms_options_init (&detector->nms);
+  detector->nms.conf_threshold = (float) opts->conf;
+  detector->nms.iou_threshold = (float) opts->iou;
+  detector->nms.max_detections = opts->max_det;
+  detector->nms.agnostic = opts->agnostic;
+  detector->nms.classes = opts->classes;
+  detector->nms.n_classes = opts->n_classes;
+  return TRUE;
+}
+
+static JsonNode *
+detections_json (const SsfpnModel *model, const char *image, int width,
+                 int height, const SsfpnDetection *dets, int n)
+{
+  g_autoptr (JsonBuilder) b = json_builder_new ();
+
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "image");
+  json_builder_add_string_value (b, image);
+  json_builder_set_member_name (b, "width");
+  json_builder_add_int_value (b, width);
+  json_builder_set_member_name (b, "height");
+  json_builder_add_int_value (b, height);
+  json_builder_set_member_name (b, "detections");
+  json_builder_begin_array (b);
+  for (int i = 0; i < n; i++)
+    {
+      const char *label = ssfpn_model_class_name (model, dets[i].class_id);
+      json_builder_begin_object (b);
+      json_builder_set_member_name (b, "class_id");
+      json_builder_add_int_value (b, dets[i].class_id);
+      json_builder_set_member_name (b, "label");
+      json_builder_add_string_value (b, label ? label : "");
+      json_builder_set_member_name (b, "confidence");
+      json_builder_add_double_value (b, cli_float_for_json (dets[i].confidence));
+      json_builder_set_member_name (b, "box");
+      json_builder_begin_array (b);
+      json_builder_add_double_value (b, cli_float_for_json (dets[i].x1));
+      json_builder_add_double_value (b, cli_float_for_json (dets[i].y1));
+      json_builder_add_double_value (b, cli_float_for_json (dets[i].x2));
+      json_builder_add_double_value (b, cli_float_for_json (dets[i].y2));
+      json_builder_end_array (b);
+      json_builder_end_object (b);
+    }
+  json_builder_end_array (b);
+  json_builder_end_object (b);
+  return json_builder_get_root (b);
+}
+
+static gboolean
+detect_image (Detector *detector, const char *path, GError **error)
+{
+  g_autoptr (DecodedImage) image = image_decode_file (path, error);
+  if (image == NULL)
+    return FALSE;
+
+  const SsfpnLetterboxTransform *transform = detector->letterbox
+    ? ssfpn_letterbox_get_transform (detector->letterbox) : NULL;
+  if (transform == NULL || transform->frame_width != image->width
+      || transform->frame_height != image->height)
+    {
+      g_clear_pointer (&detector->letterbox, ssfpn_letterbox_free);
+      detector->letterbox = ssfpn_letterbox_new (image->width, image->height,
+                                                 detector->width,
+                                                 detector->height, error);
+      if (detector->letterbox == NULL)
+        {
+          g_prefix_error (error, "%s: ", path);
+          return FALSE;
+        }
+      transform = ssfpn_letterbox_get_transform (detector->letterbox);
+    }
+
+  const SsfpnFrame frame = {
+    .format = SSFPN_FRAME_RGB,
+    .width = image->width,
+    .height = image->height,
+    .planes = { image->pixels },
+    .strides = { image->width * 3 },
+  };
+  if (!ssfpn_letterbox_run (detector->letterbox, &frame, detector->input, error)
+      || !ssfpn_context_run (detector->context, detector->input,
+                             detector->output, error))
+    {
+      g_prefix_error (error, "%s: ", path);
+      return FALSE;
+    }
+
+  SsfpnDetection *dets = detector->detections;
+  int n = ssfpn_nms (detector->output, detector->rows,
+                     ssfpn_model_num_classes (detector->model), &detector->nms,
+                     dets, detector->capacity);
+  for (int i = 0; i < n; i++)
+    {
+      float box[4] = { dets[i].x1, dets[i].y1, dets[i].x2, dets[i].y2 };
+      ssfpn_letterbox_box_to_frame (transform, box, box);
+      dets[i].x1 = box[0];
+      dets[i].y1 = box[1];
+      dets[i].x2 = box[2];
+      dets[i].y2 = box[3];
+    }
+
+  JsonNode *line = detections_json (detector->model, path, image->width,
+                                    image->height, dets, n);
+  cli_print_json (stdout, line);
+  json_node_unref (line);
+  /* Each line as soon as it is known, for whoever reads the pipe. */
+  fflush (stdout);
+  return TRUE;
+}
+
+/* Returns 0, or the exit status of the usage error it printed. */
+static int
+check_options (const CliCommand *command, DetectOptions *opts, int argc,
+               int *height, int *width)
+{
+  if (argc < 2)
+    return cli_usage_error (command, "MODEL is missing");
+  if (argc < 3)
+    return cli_usage_error (command, "no IMAGE given");
+  if (opts->size_text != NULL
+      && !cli_parse_size (opts->size_text, height, width))
+    return cli_usage_error (command, "--size %s is not S or HxW", opts->size_text);
+  if (!(opts->conf >= 0.0 && opts->conf <= 1.0))
+    return cli_usage_error (command, "--conf %g is not in [0, 1]", opts->conf);
+  if (!(opts->iou >= 0.0 && opts->iou <= 1.0))
+    return cli_usage_error (command, "--iou %g is not in [0, 1]", opts->iou);
+  if (opts->max_det < 1)
+    return cli_usage_error (command, "--max-det %d is not positive", opts->max_det);
+  if (opts->classes_text != NULL
+      && !cli_parse_int_list (opts->classes_text, TRUE, &opts->classes,
+                              &opts->n_classes))
+    return cli_usage_error (command, "--classes %s is not a list such as 0,2",
+                            opts->classes_text);
+  return 0;
+}
+
+int
+cmd_detect (int argc, char **argv)
+{
+  DetectOptions opts = {
+    .conf = 0.25, .iou = 0.45, .max_det = 300,
+  };
+  const GOptionEntry entries[] = {
+    { "size", 0, 0, G_OPTION_ARG_STRING, &opts.size_text,
+      "network input S x S or H x W, multiples of the largest stride "
+      "(default: the model's imgsz)", "S|HxW" },
+    { "conf", 0, 0, G_OPTION_ARG_DOUBLE, &opts.conf,
+      "confidence threshold (default 0.25)", "C" },
+    { "iou", 0, 0, G_OPTION_ARG_DOUBLE, &opts.iou,
+      "NMS IoU threshold (default 0.45)", "T" },
+    { "max-det", 0, 0, G_OPTION_ARG_INT, &opts.max_det,
+      "at most K detections per image (default 300)", "K" },
+    { "agnostic", 0, 0, G_OPTION_ARG_NONE, &opts.agnostic,
+      "class-agnostic NMS", NULL },
+    { "classes", 0, 0, G_OPTION_ARG_STRING, &opts.classes_text,
+      "keep only these classes, e.g. 0,2", "LIST" },
+    G_OPTION_ENTRY_NULL
+  };
+  CliCommand command;
+  Detector detector = { 0 };
+  SsfpnModel *model = NULL;
+  GError *error = NULL;
+  int height = 0, width = 0;
+  int status;
+
+  cli_command_init (&command, "detect", "MODEL IMAGE...",
+                    "Detects objects in PNG and JPEG images: letterboxes each "
+                    "to the network input and prints one JSON object per "
+                    "image and line, boxes in the image's own pixels. A bad "
+                    "image is reported and skipped; the exit status is then 1.",
+                    entries);
+  if (!cli_command_parse (&command, &argc, &argv))
+    {
+      status = CLI_EXIT_USAGE;
+      goto out;
+    }
+  if ((status = check_options (&command, &opts, argc, &height, &width)) != 0)
+    goto out;
+
+  model = cli_open_model (argv[1], &error);
+  if (model == NULL)
+    {
+      status = cli_fail (error);
+      goto out;
+    }
+  if (opts.size_text == NULL)
+    ssfpn_model_input_size (model, &height, &width);
+  int stride = ssfpn_model_max_stride (model);
+  if (height % stride != 0 || width % stride != 0)
+    {
+      status = cli_usage_error (&command, "--size %dx%d is not a multiple of the "
+                                "model's largest stride %d", height, width, stride);
+      goto out;
+    }
+  if (!detector_init (&detector, &command, &opts, model, height, width, &error))
+    {
+      status = cli_fail (error);
+      goto out;
+    }
+
+  for (int i = 2; i < argc; i++)
+    if (!detect_image (&detector, argv[i], &error))
+      status = cli_fail (g_steal_pointer (&error));
+
+out:
+  detector_clear (&detector);
+  if (model)
+    ssfpn_model_unref (model);
+  g_free (opts.size_text);
+  g_free (opts.classes_text);
+  g_free (opts.classes);
+  cli_command_clear (&command);
+  return status;
+}

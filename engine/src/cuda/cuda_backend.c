@@ -1,0 +1,580 @@
+/* The CUDA backend: cuDNN convolutions plus our own kernels, fp32 or fp16.
+ *
+ * A plan owns one stream, one cuDNN handle, one NHWC device buffer per root
+ * tensor for the whole batch (views are channel slices of them, so concats
+ * copy nothing), pinned host staging for the input and output, and the
+ * shared scratch and workspace buffers of the convolutions. Once built, the
+ * whole run (input upload, every op, output download) is captured as a
+ * CUDA graph and each run replays it: nothing is allocated per run.
+ *
+ * SSFPN_CUDA_GRAPH=0 runs the ops eagerly instead (debugging, profiling).
+ */
+#define G_LOG_DOMAIN "ssfpn-cuda"
+
+#include <cuda_runtime_api.h>
+#include <cudnn.h>
+#include <string.h>
+
+#include "backend.h"
+#include "cuda/cuda_check.h"
+#include "cuda/cuda_conv.h"
+#include "cuda/cuda_copy.h"
+#include "cuda/cuda_detect.h"
+#include "cuda/cuda_input.h"
+#include "cuda/cuda_maxpool.h"
+#include "cuda/cuda_reorder.h"
+#include "cuda/cuda_upsample.h"
+#include "cuda/cuda_view.h"
+
+/* Turing is the oldest architecture the build has code for. */
+#define MIN_COMPUTE_CAPABILITY 75
+
+struct _SsfpnPlan {
+  const SsfpnGraph *graph; /* borrowed: outlives the plan */
+  int device;
+  int batch, height, width;
+  int rows, columns;
+  int *level_rows;         /* (nl + 1) */
+  CudaDtype dtype;
+  cudaStream_t stream;
+  cudnnHandle_t cudnn;
+  int n_tensors;
+  void **buffers;          /* per root tensor, NULL for views and unused */
+  CudaView *views;         /* per tensor */
+  CudaConv **convs;        /* per op, NULL for other ops */
+  void *scratch_out, *scratch_in, *workspace;
+  float *input_device;     /* float32 NCHW, as the caller gives it */
+  float *output_device;    /* float32 (batch, rows, columns) */
+  float *input_host;       /* pinned */
+  float *output_host;      /* pinned */
+  size_t input_floats, output_floats;
+  cudaGraph_t captured;
+  cudaGraphExec_t replay;  /* NULL: run eagerly */
+};
+
+/* ---- availability ------------------------------------------------------- */
+
+static gboolean
+cuda_available (int device_index, GError **error)
+{
+  int driver = 0, runtime = 0, count = 0;
+  size_t cudnn_version = cudnnGetVersion ();
+  struct cudaDeviceProp props;
+  cudaError_t status;
+
+  /* 0 when no driver (libcuda) is installed at all. */
+  if (cudaDriverGetVersion (&driver) != cudaSuccess || driver == 0) {
+    (void) cudaGetLastError ();
+    g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_DEVICE,
+                 "no CUDA device: the NVIDIA driver (libcuda) is not "
+                 "installed or cannot be loaded");
+    return FALSE;
+  }
+  cudaRuntimeGetVersion (&runtime);
+  /* Minor-version compatibility: any driver of the same major works. */
+  if (driver / 1000 < runtime / 1000) {
+    g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_DEVICE,
+                 "driver too old: it supports CUDA %d.%d < %d.%d this build "
+                 "needs; update the NVIDIA driver", driver / 1000,
+                 driver % 1000 / 10, runtime / 1000, runtime % 1000 / 10);
+    return FALSE;
+  }
+  status = cudaGetDeviceCount (&count);
+  if (status == cudaErrorNoDevice || (status == cudaSuccess && count == 0)) {
+    (void) cudaGetLastError ();
+    g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_DEVICE,
+                 "no CUDA device: the driver sees no GPU");
+    return FALSE;
+  }
+  if (status == cudaErrorInsufficientDriver) {
+    (void) cudaGetLastError ();
+    g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_DEVICE,
+                 "driver too old: CUDA %d.%d < %d.%d", driver / 1000,
+                 driver % 1000 / 10, runtime / 1000, runtime % 1000 / 10);
+    return FALSE;
+  }
+  if (status != cudaSuccess) {
+    (void) cudaGetLastError ();
+    g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_DEVICE,
+                 "no usable CUDA device: %s (%s)", cudaGetErrorString (status),
+                 cudaGetErrorName (status));
+    return FALSE;
+  }
+  if (device_index < 0 || device_index >= count) {
+    g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_DEVICE,
+                 "device index %d out of range (%d device%s)", device_index,
+                 count, count == 1 ? "" : "s");
+    return FALSE;
+  }
+  status = cudaGetDeviceProperties (&props, device_index);
+  if (status != cudaSuccess) {
+    (void) cudaGetLastError ();
+    g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_DEVICE,
+                 "CUDA device %d cannot be queried: %s", device_index,
+                 cudaGetErrorString (status));
+    return FALSE;
+  }
+  if (props.major * 10 + props.minor < MIN_COMPUTE_CAPABILITY) {
+    g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_DEVICE,
+                 "CUDA device %d (%s) has compute capability %d.%d; this "
+                 "build needs %d.%d or newer", device_index, props.name,
+                 props.major, props.minor, MIN_COMPUTE_CAPABILITY / 10,
+                 MIN_COMPUTE_CAPABILITY % 10);
+    return FALSE;
+  }
+  if (cudnn_version / 10000 != CUDNN_MAJOR) {
+    g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_DEVICE,
+                 "cuDNN %zu.%zu.%zu was loaded, this build needs cuDNN %d",
+                 cudnn_version / 10000, cudnn_version % 10000 / 100,
+                 cudnn_version % 100, CUDNN_MAJOR);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+/* ---- checks ------------------------------------------------------------- */
+
+/* What the kernels rely on, naming the layer that breaks it. */
+static gboolean
+check_ops (const SsfpnGraph *graph, GError **error)
+{
+  int n_tensors = (int) graph->tensors->len;
+
+  for (guint i = 0; i < graph->ops->len; i++) {
+    const SsfpnOp *op = ssfpn_graph_op (graph, i);
+    gboolean detect = op->type == SSFPN_OP_DETECT;
+    int in_channels, out_channels;
+    gboolean ok = TRUE;
+
+    if (op->input < 0 || op->input >= n_tensors || op->output >= n_tensors
+        || (op->output < 0) != detect
+        || (op->type == SSFPN_OP_CONV2D && op->p.conv.residual >= n_tensors)) {
+      g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_CONFIG,
+                   "layer %d: op %u refers to a tensor that does not exist",
+                   op->layer, i);
+      return FALSE;
+    }
+    in_channels = ssfpn_graph_tensor (graph, op->input)->channels;
+    out_channels = detect ? 0
+        : ssfpn_graph_tensor (graph, op->output)->channels;
+    switch (op->type) {
+      case SSFPN_OP_CONV2D:{
+        const SsfpnConv2dParams *c = &op->p.conv;
+        ok = c->in_offset >= 0 && c->in_offset + c->in_channels <= in_channels
+             && c->out_channels == out_channels && c->groups >= 1
+             && c->in_channels % c->groups == 0
+             && c->out_channels % c->groups == 0 && c->kernel >= 1
+             && c->stride >= 1 && c->pad >= 0
+             && (c->residual < 0
+                 || ssfpn_graph_tensor (graph, c->residual)->channels
+                    == out_channels);
+        break;
+      }
+      case SSFPN_OP_UPSAMPLE_NEAREST:
+        ok = op->p.upsample.factor >= 1 && in_channels == out_channels;
+        break;
+      case SSFPN_OP_MAXPOOL:
+        ok = in_channels == out_channels && op->p.maxpool.kernel >= 1
+             && op->p.maxpool.stride >= 1 && op->p.maxpool.pad >= 0;
+        break;
+      case SSFPN_OP_SPACE_TO_DEPTH:
+        ok = op->p.reorder.gain == 2 && out_channels == 4 * in_channels;
+        break;
+      case SSFPN_OP_CONTRACT:
+        ok = op->p.reorder.gain >= 1
+             && out_channels == op->p.reorder.gain * op->p.reorder.gain
+                                * in_channels;
+        break;
+      case SSFPN_OP_COPY:
+        ok = in_channels == out_channels;
+        break;
+      case SSFPN_OP_DETECT:{
+        const SsfpnDetectParams *d = &op->p.detect;
+        ok = d->level >= 0 && d->level < graph->nl && d->na == graph->na
+             && d->na <= CUDA_DETECT_MAX_ANCHORS && d->nc == graph->nc
+             && in_channels == d->na * (d->nc + 5);
+        break;
+      }
+      default:
+        g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_UNSUPPORTED,
+                     "layer %d: op type %d is unknown to the CUDA backend",
+                     op->layer, (int) op->type);
+        return FALSE;
+    }
+    if (!ok) {
+      g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_CONFIG,
+                   "layer %d: the CUDA backend cannot run this op: its "
+                   "channels or parameters are inconsistent", op->layer);
+      return FALSE;
+    }
+  }
+  return TRUE;
+}
+
+/* ---- plan --------------------------------------------------------------- */
+
+static void
+cuda_plan_free (SsfpnPlan *plan)
+{
+  if (plan == NULL)
+    return;
+  cudaSetDevice (plan->device);
+  if (plan->stream != NULL)
+    cudaStreamSynchronize (plan->stream);
+  if (plan->replay != NULL)
+    cudaGraphExecDestroy (plan->replay);
+  if (plan->captured != NULL)
+    cudaGraphDestroy (plan->captured);
+  for (guint i = 0; plan->convs != NULL && i < plan->graph->ops->len; i++)
+    cuda_conv_free (plan->convs[i]);
+  g_free (plan->convs);
+  for (int t = 0; plan->buffers != NULL && t < plan->n_tensors; t++)
+    cudaFree (plan->buffers[t]);
+  g_free (plan->buffers);
+  g_free (plan->views);
+  g_free (plan->level_rows);
+  cudaFree (plan->scratch_out);
+  cudaFree (plan->scratch_in);
+  cudaFree (plan->workspace);
+  cudaFree (plan->input_device);
+  cudaFree (plan->output_device);
+  cudaFreeHost (plan->input_host);
+  cudaFreeHost (plan->output_host);
+  if (plan->cudnn != NULL)
+    cudnnDestroy (plan->cudnn);
+  if (plan->stream != NULL)
+    cudaStreamDestroy (plan->stream);
+  g_free (plan);
+}
+
+/* One zeroed NHWC buffer per written root tensor, and every tensor's view
+ * into it. */
+static gboolean
+allocate_tensors (SsfpnPlan *plan, GError **error)
+{
+  const SsfpnGraph *graph = plan->graph;
+  size_t element = cuda_dtype_size (plan->dtype);
+  int *heights = g_new0 (int, plan->n_tensors);
+  int *widths = g_new0 (int, plan->n_tensors);
+
+  if (!ssfpn_graph_infer_shapes (graph, plan->height, plan->width, heights,
+                                 widths, error))
+    goto fail;
+
+  for (int t = 0; t < plan->n_tensors; t++) {
+    const SsfpnTensor *tensor = ssfpn_graph_tensor (graph, t);
+    size_t bytes = (size_t) plan->batch * heights[t] * widths[t]
+                   * tensor->channels * element;
+
+    if (tensor->parent >= 0 || heights[t] == 0)
+      continue;
+    CUDA_CHECK (cudaMalloc (&plan->buffers[t], bytes));
+    CUDA_CHECK (cudaMemsetAsync (plan->buffers[t], 0, bytes, plan->stream));
+  }
+  for (int t = 0; t < plan->n_tensors; t++) {
+    CudaView *v = &plan->views[t];
+    int offset = 0;
+    int root = ssfpn_graph_root (graph, t, &offset);
+    int root_channels = ssfpn_graph_tensor (graph, root)->channels;
+
+    if (plan->buffers[root] == NULL)
+      continue;
+    v->data = (char *) plan->buffers[root] + (size_t) offset * element;
+    v->dtype = plan->dtype;
+    v->batch = plan->batch;
+    v->channels = ssfpn_graph_tensor (graph, t)->channels;
+    v->height = heights[t];
+    v->width = widths[t];
+    v->pixel_stride = root_channels;
+    v->item_stride = (int64_t) root_channels * heights[t] * widths[t];
+  }
+  g_free (heights);
+  g_free (widths);
+  return TRUE;
+
+fail:
+  g_free (heights);
+  g_free (widths);
+  return FALSE;
+}
+
+static gboolean
+create_convs (SsfpnPlan *plan, GError **error)
+{
+  const SsfpnGraph *graph = plan->graph;
+  size_t scratch_out = 0, scratch_in = 0, workspace = 0;
+
+  for (guint i = 0; i < graph->ops->len; i++) {
+    const SsfpnOp *op = ssfpn_graph_op (graph, i);
+    const SsfpnConv2dParams *c = &op->p.conv;
+    CudaConvSetup setup = { 0 };
+    size_t need_out, need_in, need_workspace;
+
+    if (op->type != SSFPN_OP_CONV2D)
+      continue;
+    setup.handle = plan->cudnn;
+    setup.layer = op->layer;
+    setup.input = plan->views[op->input];
+    setup.input.data = (char *) setup.input.data
+                       + (size_t) c->in_offset * cuda_dtype_size (plan->dtype);
+    setup.input.channels = c->in_channels;
+    setup.output = plan->views[op->output];
+    if (c->residual >= 0)
+      setup.residual = plan->views[c->residual];
+    if (setup.input.data == NULL || setup.output.data == NULL
+        || (c->residual >= 0 && setup.residual.data == NULL)) {
+      g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_CONFIG,
+                   "layer %d: a convolution reads a tensor nothing writes",
+                   op->layer);
+      return FALSE;
+    }
+    plan->convs[i] = cuda_conv_new (c, &setup, plan->stream, error);
+    if (plan->convs[i] == NULL)
+      return FALSE;
+    cuda_conv_requirements (plan->convs[i], &need_out, &need_in,
+                            &need_workspace);
+    scratch_out = MAX (scratch_out, need_out);
+    scratch_in = MAX (scratch_in, need_in);
+    workspace = MAX (workspace, need_workspace);
+  }
+
+  /* Shared by every convolution: the ops run one after another on one
+   * stream. */
+  if (scratch_out > 0)
+    CUDA_CHECK (cudaMalloc (&plan->scratch_out, scratch_out));
+  if (scratch_in > 0)
+    CUDA_CHECK (cudaMalloc (&plan->scratch_in, scratch_in));
+  if (workspace > 0)
+    CUDA_CHECK (cudaMalloc (&plan->workspace, workspace));
+
+  for (guint i = 0; i < graph->ops->len; i++) {
+    if (plan->convs[i] == NULL)
+      continue;
+    if (!cuda_conv_bind (plan->convs[i], plan->scratch_out, plan->scratch_in,
+                         plan->workspace, plan->stream, error))
+      return FALSE;
+    g_debug ("layer %d: %s", ssfpn_graph_op (graph, i)->layer,
+             cuda_conv_describe (plan->convs[i]));
+  }
+  return TRUE;
+
+fail:
+  return FALSE;
+}
+
+static gboolean
+enqueue_op (SsfpnPlan *plan, guint i, GError **error)
+{
+  const SsfpnOp *op = ssfpn_graph_op (plan->graph, i);
+  const CudaView *in = &plan->views[op->input];
+  const CudaView *out = op->output >= 0 ? &plan->views[op->output] : NULL;
+
+  switch (op->type) {
+    case SSFPN_OP_CONV2D:
+      return cuda_conv_run (plan->convs[i], plan->stream, error);
+    case SSFPN_OP_UPSAMPLE_NEAREST:
+      CUDA_CHECK (cuda_upsample_nearest (in, out, op->p.upsample.factor,
+                                         plan->stream));
+      break;
+    case SSFPN_OP_MAXPOOL:
+      CUDA_CHECK (cuda_maxpool (in, out, op->p.maxpool.kernel,
+                                op->p.maxpool.stride, op->p.maxpool.pad,
+                                plan->stream));
+      break;
+    case SSFPN_OP_SPACE_TO_DEPTH:
+      CUDA_CHECK (cuda_space_to_depth (in, out, plan->stream));
+      break;
+    case SSFPN_OP_CONTRACT:
+      CUDA_CHECK (cuda_contract (in, out, op->p.reorder.gain, plan->stream));
+      break;
+    case SSFPN_OP_COPY:
+      CUDA_CHECK (cuda_copy_channels (in, out, plan->stream));
+      break;
+    case SSFPN_OP_DETECT:{
+      const SsfpnDetectParams *d = &op->p.detect;
+      CudaDetectLevel level = { 0 };
+
+      level.stride = d->stride;
+      level.na = d->na;
+      level.nc = d->nc;
+      level.row_offset = plan->level_rows[d->level];
+      level.rows = plan->rows;
+      memcpy (level.anchors, d->anchors, 2 * d->na * sizeof (float));
+      CUDA_CHECK (cuda_detect_decode (in, &level, plan->output_device,
+                                      plan->stream));
+      break;
+    }
+  }
+  return TRUE;
+
+fail:
+  return FALSE;
+}
+
+/* The whole run on the plan's stream: upload from the pinned input,
+ * convert, every op, download into the pinned output. */
+static gboolean
+enqueue_run (SsfpnPlan *plan, GError **error)
+{
+  CUDA_CHECK (cudaMemcpyAsync (plan->input_device, plan->input_host,
+                               plan->input_floats * sizeof (float),
+                               cudaMemcpyHostToDevice, plan->stream));
+  CUDA_CHECK (cuda_input_from_nchw (plan->input_device, &plan->views[0],
+                                    plan->stream));
+  for (guint i = 0; i < plan->graph->ops->len; i++)
+    if (!enqueue_op (plan, i, error))
+      return FALSE;
+  CUDA_CHECK (cudaMemcpyAsync (plan->output_host, plan->output_device,
+                               plan->output_floats * sizeof (float),
+                               cudaMemcpyDeviceToHost, plan->stream));
+  return TRUE;
+
+fail:
+  return FALSE;
+}
+
+/* Records enqueue_run() as a CUDA graph. Failing to capture is not fatal:
+ * the plan then runs eagerly, and says why in the debug log. */
+static void
+capture_graph (SsfpnPlan *plan)
+{
+  GError *reason = NULL;
+  GError **error = &reason;
+  cudaGraph_t graph = NULL;
+  gboolean enqueued;
+
+  if (g_strcmp0 (g_getenv ("SSFPN_CUDA_GRAPH"), "0") == 0)
+    return;
+  /* Thread-local: other threads' CUDA calls must not break the capture. */
+  CUDA_CHECK (cudaStreamBeginCapture (plan->stream,
+                                      cudaStreamCaptureModeThreadLocal));
+  enqueued = enqueue_run (plan, &reason);
+  CUDA_CHECK (cudaStreamEndCapture (plan->stream, &graph));
+  if (!enqueued)
+    goto fail;
+  CUDA_CHECK (cudaGraphInstantiate (&plan->replay, graph, 0));
+  plan->captured = graph;
+  return;
+
+fail:
+  g_debug ("no CUDA graph, running eagerly: %s",
+           reason != NULL ? reason->message : "capture failed");
+  g_clear_error (&reason);
+  if (graph != NULL)
+    cudaGraphDestroy (graph);
+  plan->replay = NULL;
+  (void) cudaGetLastError ();
+}
+
+static SsfpnPlan *
+cuda_plan_new (const SsfpnGraph *graph, const SsfpnPlanOptions *options,
+               GError **error)
+{
+  SsfpnPlan *plan;
+
+  if (options->precision != SSFPN_PRECISION_FP32
+      && options->precision != SSFPN_PRECISION_FP16) {
+    g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_ARGUMENT,
+                 "the CUDA backend runs fp32 or fp16, not precision %d",
+                 (int) options->precision);
+    return NULL;
+  }
+  if (options->batch < 1 || options->height < 1 || options->width < 1) {
+    g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_ARGUMENT,
+                 "batch %d, input %dx%d: all must be at least 1",
+                 options->batch, options->height, options->width);
+    return NULL;
+  }
+  if (!cuda_available (options->device_index, error))
+    return NULL;
+  if (!check_ops (graph, error))
+    return NULL;
+
+  plan = g_new0 (SsfpnPlan, 1);
+  plan->graph = graph;
+  plan->device = options->device_index;
+  plan->batch = options->batch;
+  plan->height = options->height;
+  plan->width = options->width;
+  plan->dtype = options->precision == SSFPN_PRECISION_FP16 ? CUDA_DTYPE_F16
+                                                           : CUDA_DTYPE_F32;
+  plan->n_tensors = (int) graph->tensors->len;
+  plan->buffers = g_new0 (void *, plan->n_tensors);
+  plan->views = g_new0 (CudaView, plan->n_tensors);
+  plan->convs = g_new0 (CudaConv *, graph->ops->len);
+  plan->level_rows = g_new0 (int, graph->nl + 1);
+  plan->rows = ssfpn_graph_output_rows (graph, plan->height, plan->width,
+                                        plan->level_rows);
+  plan->columns = graph->nc + 5;
+  plan->input_floats = (size_t) plan->batch * 3 * plan->height * plan->width;
+  plan->output_floats = (size_t) plan->batch * plan->rows * plan->columns;
+
+  CUDA_CHECK (cudaSetDevice (plan->device));
+  CUDA_CHECK (cudaStreamCreateWithFlags (&plan->stream,
+                                         cudaStreamNonBlocking));
+  CUDNN_CHECK (cudnnCreate (&plan->cudnn));
+  CUDNN_CHECK (cudnnSetStream (plan->cudnn, plan->stream));
+
+  if (!allocate_tensors (plan, error))
+    goto fail;
+  if (plan->views[0].data == NULL || plan->views[0].channels != 3) {
+    g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_CONFIG,
+                 "the network input (tensor 0) is not a 3-channel tensor "
+                 "that the network reads");
+    goto fail;
+  }
+  CUDA_CHECK (cudaMalloc ((void **) &plan->input_device,
+                          plan->input_floats * sizeof (float)));
+  CUDA_CHECK (cudaMalloc ((void **) &plan->output_device,
+                          plan->output_floats * sizeof (float)));
+  CUDA_CHECK (cudaMallocHost ((void **) &plan->input_host,
+                              plan->input_floats * sizeof (float)));
+  CUDA_CHECK (cudaMallocHost ((void **) &plan->output_host,
+                              plan->output_floats * sizeof (float)));
+  memset (plan->input_host, 0, plan->input_floats * sizeof (float));
+  CUDA_CHECK (cudaMemsetAsync (plan->output_device, 0,
+                               plan->output_floats * sizeof (float),
+                               plan->stream));
+
+  if (!create_convs (plan, error))
+    goto fail;
+
+  /* One eager run: lazily initialised engines set themselves up outside
+   * the capture, and a failure shows here, with its layer. */
+  if (!enqueue_run (plan, error))
+    goto fail;
+  CUDA_CHECK (cudaStreamSynchronize (plan->stream));
+  capture_graph (plan);
+  return plan;
+
+fail:
+  cuda_plan_free (plan);
+  return NULL;
+}
+
+static gboolean
+cuda_plan_run (SsfpnPlan *plan, const float *input, float *output,
+               GError **error)
+{
+  CUDA_CHECK (cudaSetDevice (plan->device));
+  memcpy (plan->input_host, input, plan->input_floats * sizeof (float));
+  if (plan->replay != NULL)
+    CUDA_CHECK (cudaGraphLaunch (plan->replay, plan->stream));
+  else if (!enqueue_run (plan, error))
+    return FALSE;
+  CUDA_CHECK (cudaStreamSynchronize (plan->stream));
+  memcpy (output, plan->output_host, plan->output_floats * sizeof (float));
+  return TRUE;
+
+fail:
+  return FALSE;
+}
+
+const SsfpnBackend ssfpn_cuda_backend = {
+  .name = "cuda",
+  .available = cuda_available,
+  .default_precision = SSFPN_PRECISION_FP16,
+  .plan_new = cuda_plan_new,
+  .plan_free = cuda_plan_free,
+  .plan_run = cuda_plan_run,
+};
