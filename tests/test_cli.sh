@@ -75,12 +75,6 @@ expect 2 "bench --iterations 0" -- "$SSFPN" bench model --iterations 0
 expect 2 "bench --size abc" -- "$SSFPN" bench model --size abc
 expect 2 "two models" -- "$SSFPN" info a b
 
-for cmd in detect eval; do
-  expect 1 "$cmd" -- "$SSFPN" $cmd model image.png
-  stderr_has "ssfpn $cmd: not available in this build yet" "$cmd"
-  [ -s "$work/out" ] && fail "$cmd wrote to stdout" || pass
-done
-
 missing="$work/no-such-dir/missing-model.safetensors"
 for cmd in info bench; do
   expect 1 "$cmd on a missing model" -- "$SSFPN" $cmd "$missing"

@@ -123,9 +123,9 @@ def same_detections(a, b, what):
     for d, e in zip(a, b):
         assert d == e, (what, d, e)
 
-def cmd_format(out, names, conf, *images):
+def cmd_format(out, names, conf, least, *images):
     """One line per image in order, with the contract's keys and sane
-    values; each image has at least one detection."""
+    values; each image has at least @least detections."""
     names = names.split(',')
     got = lines(out)
     assert [g['image'] for g in got] == list(images), [g['image'] for g in got]
@@ -133,7 +133,7 @@ def cmd_format(out, names, conf, *images):
         assert sorted(g) == ['detections', 'height', 'image', 'width'], sorted(g)
         w, h = g['width'], g['height']
         assert w > 0 and h > 0
-        assert g['detections'], g['image'] + ': no detections'
+        assert len(g['detections']) >= int(least), g['image'] + ': too few detections'
         last = 1.0
         for d in g['detections']:
             assert sorted(d) == ['box', 'class_id', 'confidence', 'label'], d
@@ -274,19 +274,22 @@ stderr_has "$IMAGES/thin-1x300.png: " "an image too thin to letterbox"
 expect 1 "a bad image between good ones" -- \
   detect "$IMAGES/ssfpn-128.png" "$work/text.png" "$IMAGES/wide-128x96.png"
 stderr_has "$work/text.png: not a PNG or JPEG image" "a bad image between good ones"
-check "the good images around a bad one" format "$work/out" $names 0.25 \
+check "the good images around a bad one" format "$work/out" $names 0.25 0 \
   "$IMAGES/ssfpn-128.png" "$IMAGES/wide-128x96.png"
 
 # -- --size must suit the model.
 expect 2 "detect --size 100" -- detect "$IMAGES/ssfpn-128.png" --size 100
 stderr_has "largest stride 32" "detect --size 100"
 
-# -- the JSON lines, on images of several sizes and formats.
+# -- the JSON lines, on images of several sizes and formats. Thresholds
+# stay low where detections are needed, so that the test does not depend
+# on how confident a regenerated fixture model happens to be.
 all="$IMAGES/ssfpn-128.png $IMAGES/wide-128x96.png $IMAGES/color-rgb8.png $IMAGES/jpeg-cmyk.jpg"
+many="--conf 0.01 --max-det 100000"
 # shellcheck disable=SC2086
-expect 0 "detect on four images" -- detect $all && \
-  check "the JSON lines" format "$work/out" $names 0.25 $all
-cp "$work/out" "$work/default.json"
+expect 0 "detect on four images" -- detect $all $many && \
+  check "the JSON lines" format "$work/out" $names 0.01 1 $all
+cp "$work/out" "$work/base.json"
 expect 0 "detect on a CMYK JPEG" -- detect "$IMAGES/jpeg-cmyk.jpg" && \
   check "CMYK JPEG size" size "$work/out" "$IMAGES/jpeg-cmyk.jpg" 100 72
 
@@ -304,27 +307,32 @@ for family in "color-rgb8 color-rgba8 color-rgb16 color-palette color-interlaced
     files="$files $IMAGES/$f"
   done
   # shellcheck disable=SC2086
-  expect 0 "detect on $family" -- detect $files --conf 0.05 && \
+  expect 0 "detect on $family" -- detect $files --conf 0.001 && \
     check "decoding $family" same "$work/out"
 done
 
 # The format comes from the bytes: a JPEG named .png is still a JPEG.
 cp "$IMAGES/jpeg-baseline.jpg" "$work/jpeg-named.png"
-expect 0 "a JPEG named .png" -- detect "$IMAGES/jpeg-baseline.png" "$work/jpeg-named.png" --conf 0.05 && \
+expect 0 "a JPEG named .png" -- detect "$IMAGES/jpeg-baseline.png" "$work/jpeg-named.png" --conf 0.001 && \
   check "a JPEG named .png" same "$work/out"
 
 # -- options: raising --conf, --classes and --max-det keep a part of the
-# default result (per-class NMS: a box is only suppressed by a better one of
-# its class).
+# low-threshold result (per-class NMS: a box is only suppressed by a better
+# one of its class). The defaults are --conf 0.25 --max-det 300.
 # shellcheck disable=SC2086
-expect 0 "--conf 0.6" -- detect $all --conf 0.6 && \
-  check "--conf 0.6" filtered "$work/out" "$work/default.json" 0.6 - 300
+expect 0 "the defaults" -- detect $all && {
+  check "the defaults" format "$work/out" $names 0.25 0 $all
+  check "the defaults" filtered "$work/out" "$work/base.json" 0.25 - 300
+}
 # shellcheck disable=SC2086
-expect 0 "--classes 0,2" -- detect $all --classes 0,2 && \
-  check "--classes 0,2" filtered "$work/out" "$work/default.json" 0.25 0,2 300
+expect 0 "--conf 0.3" -- detect $all --conf 0.3 --max-det 100000 && \
+  check "--conf 0.3" filtered "$work/out" "$work/base.json" 0.3 - 100000
 # shellcheck disable=SC2086
-expect 0 "--max-det 1" -- detect $all --max-det 1 && \
-  check "--max-det 1" filtered "$work/out" "$work/default.json" 0.25 - 1
+expect 0 "--classes 0,2" -- detect $all $many --classes 0,2 && \
+  check "--classes 0,2" filtered "$work/out" "$work/base.json" 0.01 0,2 100000
+# shellcheck disable=SC2086
+expect 0 "--max-det 1" -- detect $all --conf 0.01 --max-det 1 && \
+  check "--max-det 1" filtered "$work/out" "$work/base.json" 0.01 - 1
 
 # -- numbers: detect against run on the same network input.
 # compare NAME IMAGE SIZE TOLERANCE [OPTIONS]: SIZE is HxW.
@@ -343,16 +351,15 @@ compare () {
     "$work/$name.geometry" "$tolerance"
 }
 # The model's size: the input is the image itself, boxes only clipped.
-compare same-size "$IMAGES/ssfpn-128.png" 128x128 0
-compare same-size-agnostic "$IMAGES/ssfpn-128.png" 128x128 0 --agnostic
-compare same-size-iou "$IMAGES/ssfpn-128.png" 128x128 0 --iou 0.2 --conf 0.4
+compare same-size "$IMAGES/ssfpn-128.png" 128x128 0 --conf 0.01
+compare same-size-agnostic "$IMAGES/ssfpn-128.png" 128x128 0 --conf 0.01 --agnostic
+compare same-size-iou "$IMAGES/ssfpn-128.png" 128x128 0 --conf 0.01 --iou 0.2
 # Padding only: 16 rows above and below.
-compare padded "$IMAGES/wide-128x96.png" 128x128 1e-3
+compare padded "$IMAGES/wide-128x96.png" 128x128 1e-3 --conf 0.01
 # Half size, square and HxW (then 32 columns of padding on each side).
-# The half-size inputs score lower: a lower threshold keeps detections.
-compare half "$IMAGES/ssfpn-128.png" 64x64 1e-3 --conf 0.05
-compare half-padded "$IMAGES/ssfpn-128.png" 64x128 1e-3 --conf 0.05
-compare half-wide "$IMAGES/wide-128x96.png" 64x64 1e-3 --conf 0.05
+compare half "$IMAGES/ssfpn-128.png" 64x64 1e-3 --conf 0.01
+compare half-padded "$IMAGES/ssfpn-128.png" 64x128 1e-3 --conf 0.01
+compare half-wide "$IMAGES/wide-128x96.png" 64x64 1e-3 --conf 0.01
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -122,8 +122,9 @@ def main(argv=None):
             # The reference gets the size the engine resolved from imgsz.
             common += ["--size", f"{size[0]}x{size[1]}"]
             args.size = f"{size[0]}x{size[1]}"
+        # The peer as YOLOv5 deploys it: Conv and BatchNorm fused.
         theirs = run_json([args.torch_python, args.bench_torch, args.model,
-                           "--batch", str(batch)] + common)
+                           "--fuse", "--batch", str(batch)] + common)
         o_med, o_p99 = batch_timing(ours, batch, "ssfpn bench")
         t_med, t_p99 = batch_timing(theirs, batch, "bench_torch.py")
         nms = next(r for r in ours["results"] if r["batch"] == batch)

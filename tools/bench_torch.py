@@ -58,6 +58,8 @@ def main(argv=None):
                    help='torch threads (default: torch\'s own choice)')
     p.add_argument('--iterations', type=int, default=20)
     p.add_argument('--warmup', type=int, default=3)
+    p.add_argument('--json', action='store_true',
+                   help='accepted for symmetry with `ssfpn bench`; the output is always JSON')
     p.add_argument('--fuse', action='store_true',
                    help='fold BatchNorm into the convolutions first, as YOLOv5 does')
     args = p.parse_args(argv)

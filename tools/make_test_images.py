@@ -19,7 +19,8 @@ written with a PNG twin holding the pixels Pillow's libjpeg decodes from it.
                        JPEGs, each with its decoded twin
   thin-1x300.png       1 x 300 pixels: too thin to letterbox
 
-Deterministic: the same command writes the same bytes.
+Deterministic: the same command writes the same bytes. Run it again
+whenever tools/make_fixtures.py rewrites ssfpn.input.npy.
 
 Usage: /usr/bin/python3 tools/make_test_images.py [--out tests/data/images]
 """

@@ -9,6 +9,7 @@
 #define SSFPN_BACKEND_H
 
 #include "graph.h"
+#include "ssfpn/ssfpn-frame.h"
 #include "ssfpn/ssfpn.h"
 
 G_BEGIN_DECLS
@@ -41,6 +42,16 @@ typedef struct {
    * (batch, rows, 5 + nc). */
   gboolean (*plan_run) (SsfpnPlan *plan, const float *input, float *output,
                         GError **error);
+
+  /* Optional; NULL means the generic path of detect.c (letterbox and NMS on
+   * the host around plan_run). Frames in host memory to detections, all on
+   * the device: letterbox @n_frames frames (1 to the plan's batch) into the
+   * input, run, NMS per frame; frame i's detections, boxes in network-input
+   * pixels, go to results + i * capacity and their number to counts[i]. */
+  gboolean (*plan_detect) (SsfpnPlan *plan, const SsfpnFrame *frames,
+                           int n_frames, const SsfpnNmsOptions *nms,
+                           SsfpnDetection *results, int capacity,
+                           int *counts, GError **error);
 } SsfpnBackend;
 
 /* Backend by name ("cpu", "cuda"), or NULL when not built in. */

@@ -1,19 +1,9 @@
 /* Inference contexts: resolve the device, plan the network once for a batch
  * size and input size, run it. */
-#include "backend.h"
-#include "model.h"
+#include "context.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-struct _SsfpnContext {
-  SsfpnModel *model;
-  const SsfpnBackend *backend;
-  SsfpnPlan *plan;
-  char *device;
-  SsfpnPrecision precision;
-  int batch, height, width, rows;
-};
 
 void
 ssfpn_context_options_init (SsfpnContextOptions *options)
@@ -166,6 +156,7 @@ ssfpn_context_free (SsfpnContext *context)
 {
   if (context == NULL)
     return;
+  ssfpn_detect_state_free (context->detect);
   context->backend->plan_free (context->plan);
   ssfpn_model_unref (context->model);
   g_free (context->device);

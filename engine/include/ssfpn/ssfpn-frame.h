@@ -150,6 +150,23 @@ SSFPN_API gboolean ssfpn_letterbox_run (const SsfpnLetterbox *letterbox,
                                         const SsfpnFrame *frame, float *dst,
                                         GError **error);
 
+/* ---- frames to detections -------------------------------------------- */
+
+/* Detections for @n_frames frames (1 to the context's batch size) run as one
+ * batch: each frame is letterboxed to the context's input size, the network
+ * runs, YOLOv5 NMS picks the detections, and their boxes are mapped back to
+ * the frame's own pixels (clipped). Frames may differ in size and format.
+ * Frame i's detections go to @results + i * @capacity, highest confidence
+ * first, and their number to @counts[i]. A GPU context does all of it on
+ * the GPU; nothing is allocated per call once a frame size has been seen. */
+SSFPN_API gboolean ssfpn_context_detect (SsfpnContext *context,
+                                         const SsfpnFrame *frames,
+                                         int n_frames,
+                                         const SsfpnNmsOptions *nms,
+                                         SsfpnDetection *results,
+                                         int capacity, int *counts,
+                                         GError **error);
+
 G_END_DECLS
 
 #endif /* SSFPN_SSFPN_FRAME_H */

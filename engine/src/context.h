@@ -1,0 +1,26 @@
+/* The internals of SsfpnContext, shared by context.c and detect.c. */
+#ifndef SSFPN_CONTEXT_H
+#define SSFPN_CONTEXT_H
+
+#include "backend.h"
+#include "model.h"
+
+G_BEGIN_DECLS
+
+typedef struct _SsfpnDetectState SsfpnDetectState;
+
+struct _SsfpnContext {
+  SsfpnModel *model;
+  const SsfpnBackend *backend;
+  SsfpnPlan *plan;
+  char *device;
+  SsfpnPrecision precision;
+  int batch, height, width, rows;
+  SsfpnDetectState *detect; /* detect.c's buffers, made on first use */
+};
+
+void ssfpn_detect_state_free (SsfpnDetectState *state);
+
+G_END_DECLS
+
+#endif /* SSFPN_CONTEXT_H */

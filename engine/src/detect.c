@@ -1,0 +1,142 @@
+/* Frames to detections: letterbox, network, NMS, boxes back to frame
+ * pixels. Backends that can do it all on the device provide plan_detect;
+ * the others take the generic path here, on the host. */
+#include "context.h"
+
+struct _SsfpnDetectState {
+  float *input;                 /* (batch, 3, H, W) */
+  float *output;                /* (batch, rows, 5 + nc) */
+  SsfpnLetterbox **letterboxes; /* one per batch slot, kept while the frame
+                                 * size stays the same */
+};
+
+void
+ssfpn_detect_state_free (SsfpnDetectState *state)
+{
+  if (state == NULL)
+    return;
+  g_free (state->input);
+  g_free (state->output);
+  g_free (state->letterboxes);
+  g_free (state);
+}
+
+static SsfpnDetectState *
+detect_state_get (SsfpnContext *context)
+{
+  if (context->detect == NULL) {
+    SsfpnDetectState *state = g_new0 (SsfpnDetectState, 1);
+    gsize image = (gsize) 3 * context->height * context->width;
+    gsize rows = (gsize) context->rows
+        * ssfpn_model_output_columns (context->model);
+
+    state->input = g_new0 (float, image * context->batch);
+    state->output = g_new0 (float, rows * context->batch);
+    state->letterboxes = g_new0 (SsfpnLetterbox *, context->batch);
+    context->detect = state;
+  }
+  return context->detect;
+}
+
+/* The letterbox for batch slot @slot, rebuilt only when the size changes. */
+static SsfpnLetterbox *
+slot_letterbox (SsfpnContext *context, int slot, const SsfpnFrame *frame,
+                GError **error)
+{
+  SsfpnDetectState *state = detect_state_get (context);
+  SsfpnLetterbox *lb = state->letterboxes[slot];
+
+  if (lb != NULL) {
+    const SsfpnLetterboxTransform *t = ssfpn_letterbox_get_transform (lb);
+    if (t->frame_width == frame->width && t->frame_height == frame->height)
+      return lb;
+    ssfpn_letterbox_free (lb);
+    state->letterboxes[slot] = NULL;
+  }
+  lb = ssfpn_letterbox_new (frame->width, frame->height, context->width,
+                            context->height, error);
+  state->letterboxes[slot] = lb;
+  return lb;
+}
+
+static gboolean
+detect_on_host (SsfpnContext *context, const SsfpnFrame *frames,
+                int n_frames, const SsfpnNmsOptions *nms,
+                SsfpnDetection *results, int capacity, int *counts,
+                GError **error)
+{
+  SsfpnDetectState *state = detect_state_get (context);
+  gsize image = (gsize) 3 * context->height * context->width;
+  int cols = ssfpn_model_output_columns (context->model);
+
+  for (int i = 0; i < n_frames; i++) {
+    SsfpnLetterbox *lb = slot_letterbox (context, i, &frames[i], error);
+    if (lb == NULL
+        || !ssfpn_letterbox_run (lb, &frames[i], state->input + i * image,
+                                 error))
+      return FALSE;
+  }
+  if (!ssfpn_context_run (context, state->input, state->output, error))
+    return FALSE;
+  for (int i = 0; i < n_frames; i++)
+    counts[i] = ssfpn_nms (state->output + (gsize) i * context->rows * cols,
+                           context->rows, cols - 5, nms,
+                           results + (gsize) i * capacity, capacity);
+  return TRUE;
+}
+
+gboolean
+ssfpn_context_detect (SsfpnContext *context, const SsfpnFrame *frames,
+                      int n_frames, const SsfpnNmsOptions *nms,
+                      SsfpnDetection *results, int capacity, int *counts,
+                      GError **error)
+{
+  SsfpnNmsOptions defaults;
+
+  g_return_val_if_fail (context != NULL, FALSE);
+  if (frames == NULL || results == NULL || counts == NULL || capacity < 1
+      || n_frames < 1 || n_frames > context->batch) {
+    g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_ARGUMENT,
+                 "ssfpn_context_detect needs 1 to %d frames (the batch size), "
+                 "result space and counts; got %d frames", context->batch,
+                 n_frames);
+    return FALSE;
+  }
+  for (int i = 0; i < n_frames; i++)
+    if (!ssfpn_frame_check (&frames[i], error))
+      return FALSE;
+  if (nms == NULL) {
+    ssfpn_nms_options_init (&defaults);
+    nms = &defaults;
+  }
+
+  if (context->backend->plan_detect != NULL) {
+    if (!context->backend->plan_detect (context->plan, frames, n_frames, nms,
+                                        results, capacity, counts, error))
+      return FALSE;
+  } else if (!detect_on_host (context, frames, n_frames, nms, results,
+                              capacity, counts, error)) {
+    return FALSE;
+  }
+
+  /* Boxes from network-input pixels to each frame's pixels. */
+  for (int i = 0; i < n_frames; i++) {
+    SsfpnLetterboxTransform transform;
+
+    if (!ssfpn_letterbox_transform_init (&transform, frames[i].width,
+                                         frames[i].height, context->width,
+                                         context->height, error))
+      return FALSE;
+    for (int k = 0; k < counts[i]; k++) {
+      SsfpnDetection *d = &results[(gsize) i * capacity + k];
+      float in[4] = { d->x1, d->y1, d->x2, d->y2 }, out[4];
+
+      ssfpn_letterbox_box_to_frame (&transform, in, out);
+      d->x1 = out[0];
+      d->y1 = out[1];
+      d->x2 = out[2];
+      d->y2 = out[3];
+    }
+  }
+  return TRUE;
+}
