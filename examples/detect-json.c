@@ -10,8 +10,9 @@
  * structure).
  *
  *   detect-json MODEL.safetensors [VIDEO]
+ *   detect-json MODEL.safetensors --source "videotestsrc ! video/x-raw,..."
  *
- * Without VIDEO, a test pattern is used.
+ * Without VIDEO or --source, a test pattern is used.
  */
 #include <gst/gst.h>
 #include <gst/video/video.h>
@@ -72,16 +73,21 @@ main (int argc, char **argv)
 {
   gst_init (&argc, &argv);
   if (argc < 2) {
-    fprintf (stderr, "usage: %s MODEL.safetensors [VIDEO]\n", argv[0]);
+    fprintf (stderr, "usage: %s MODEL.safetensors [VIDEO | --source "
+             "PIPELINE-DESCRIPTION]\n", argv[0]);
     return 2;
   }
 
   gchar *model = g_strescape (argv[1], NULL);
-  gchar *source = argc > 2
-      ? g_strdup_printf ("filesrc location=\"%s\" ! decodebin ! videoconvert",
-                         argv[2])
-      : g_strdup ("videotestsrc num-buffers=30 pattern=ball ! "
-                  "video/x-raw,format=NV12,width=320,height=240");
+  gchar *source;
+  if (argc > 3 && g_str_equal (argv[2], "--source"))
+    source = g_strdup (argv[3]);
+  else if (argc > 2)
+    source = g_strdup_printf ("filesrc location=\"%s\" ! decodebin ! "
+                              "videoconvert", argv[2]);
+  else
+    source = g_strdup ("videotestsrc num-buffers=30 pattern=ball ! "
+                       "video/x-raw,format=NV12,width=320,height=240");
   gchar *description = g_strdup_printf ("%s ! ssfpndetect name=detect "
                                         "model=\"%s\" ! fakesink", source,
                                         model);
