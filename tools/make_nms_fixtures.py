@@ -19,44 +19,15 @@ import sys
 
 import numpy as np
 import torch
-import torchvision
 
-MAX_WH = 4096
-MAX_NMS = 30000
-
-
-def xywh2xyxy(x):
-    y = x.clone()
-    y[:, 0] = x[:, 0] - x[:, 2] / 2
-    y[:, 1] = x[:, 1] - x[:, 3] / 2
-    y[:, 2] = x[:, 0] + x[:, 2] / 2
-    y[:, 3] = x[:, 1] + x[:, 3] / 2
-    return y
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from ssfpn_ref.nms import non_max_suppression  # noqa: E402
 
 
 def yolov5_nms(x, conf_thres, iou_thres, classes, agnostic, max_det):
     """YOLOv5 v6.0 non_max_suppression for one image, multi_label False."""
-    x = x[x[:, 4] > conf_thres]
-    if not x.shape[0]:
-        return torch.zeros((0, 6))
-    x = x.clone()
-    x[:, 5:] *= x[:, 4:5]
-    box = xywh2xyxy(x[:, :4])
-    conf, j = x[:, 5:].max(1, keepdim=True)
-    x = torch.cat((box, conf, j.float()), 1)[conf.view(-1) > conf_thres]
-    if classes is not None:
-        x = x[(x[:, 5:6] == torch.tensor(classes)).any(1)]
-    n = x.shape[0]
-    if not n:
-        return torch.zeros((0, 6))
-    if n > MAX_NMS:
-        x = x[x[:, 4].argsort(descending=True)[:MAX_NMS]]
-    c = x[:, 5:6] * (0 if agnostic else MAX_WH)
-    boxes, scores = x[:, :4] + c, x[:, 4]
-    i = torchvision.ops.nms(boxes, scores, iou_thres)
-    if i.shape[0] > max_det:
-        i = i[:max_det]
-    return x[i]
+    return non_max_suppression(x[None], conf_thres, iou_thres, classes,
+                               agnostic, max_det)[0]
 
 
 def f32(value):

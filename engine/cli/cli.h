@@ -81,6 +81,12 @@ JsonNode *cli_json_from_text (const char *text);
  * back as the same float, so JSON shows 0.81 and not 0.81000000238. */
 double cli_float_for_json (float value);
 
+/* {"image", "width", "height", "detections": [{"class_id", "label",
+ * "confidence", "box"}]}: what `detect` prints per image (cli.md). */
+JsonNode *cli_detections_json (const SsfpnModel *model, const char *image,
+                               int width, int height,
+                               const SsfpnDetection *dets, int n);
+
 /* Seconds on a monotonic clock. */
 double cli_now (void);
 

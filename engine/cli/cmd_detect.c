@@ -85,45 +85,6 @@ detector_init (Detector *detector, const CliCommand *command,
   return TRUE;
 }
 
-static JsonNode *
-detections_json (const SsfpnModel *model, const char *image, int width,
-                 int height, const SsfpnDetection *dets, int n)
-{
-  g_autoptr (JsonBuilder) b = json_builder_new ();
-
-  json_builder_begin_object (b);
-  json_builder_set_member_name (b, "image");
-  json_builder_add_string_value (b, image);
-  json_builder_set_member_name (b, "width");
-  json_builder_add_int_value (b, width);
-  json_builder_set_member_name (b, "height");
-  json_builder_add_int_value (b, height);
-  json_builder_set_member_name (b, "detections");
-  json_builder_begin_array (b);
-  for (int i = 0; i < n; i++)
-    {
-      const char *label = ssfpn_model_class_name (model, dets[i].class_id);
-      json_builder_begin_object (b);
-      json_builder_set_member_name (b, "class_id");
-      json_builder_add_int_value (b, dets[i].class_id);
-      json_builder_set_member_name (b, "label");
-      json_builder_add_string_value (b, label ? label : "");
-      json_builder_set_member_name (b, "confidence");
-      json_builder_add_double_value (b, cli_float_for_json (dets[i].confidence));
-      json_builder_set_member_name (b, "box");
-      json_builder_begin_array (b);
-      json_builder_add_double_value (b, cli_float_for_json (dets[i].x1));
-      json_builder_add_double_value (b, cli_float_for_json (dets[i].y1));
-      json_builder_add_double_value (b, cli_float_for_json (dets[i].x2));
-      json_builder_add_double_value (b, cli_float_for_json (dets[i].y2));
-      json_builder_end_array (b);
-      json_builder_end_object (b);
-    }
-  json_builder_end_array (b);
-  json_builder_end_object (b);
-  return json_builder_get_root (b);
-}
-
 static gboolean
 detect_image (Detector *detector, const char *path, GError **error)
 {
@@ -177,7 +138,7 @@ detect_image (Detector *detector, const char *path, GError **error)
       dets[i].y2 = box[3];
     }
 
-  JsonNode *line = detections_json (detector->model, path, image->width,
+  JsonNode *line = cli_detections_json (detector->model, path, image->width,
                                     image->height, dets, n);
   cli_print_json (stdout, line);
   json_node_unref (line);

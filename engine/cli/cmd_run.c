@@ -66,45 +66,6 @@ check_input (const NpyArray *input, const char *path, int stride,
   return TRUE;
 }
 
-static JsonNode *
-detections_json (const SsfpnModel *model, const char *image, int width,
-                 int height, const SsfpnDetection *dets, int n)
-{
-  g_autoptr (JsonBuilder) b = json_builder_new ();
-
-  json_builder_begin_object (b);
-  json_builder_set_member_name (b, "image");
-  json_builder_add_string_value (b, image);
-  json_builder_set_member_name (b, "width");
-  json_builder_add_int_value (b, width);
-  json_builder_set_member_name (b, "height");
-  json_builder_add_int_value (b, height);
-  json_builder_set_member_name (b, "detections");
-  json_builder_begin_array (b);
-  for (int i = 0; i < n; i++)
-    {
-      const char *label = ssfpn_model_class_name (model, dets[i].class_id);
-      json_builder_begin_object (b);
-      json_builder_set_member_name (b, "class_id");
-      json_builder_add_int_value (b, dets[i].class_id);
-      json_builder_set_member_name (b, "label");
-      json_builder_add_string_value (b, label ? label : "");
-      json_builder_set_member_name (b, "confidence");
-      json_builder_add_double_value (b, cli_float_for_json (dets[i].confidence));
-      json_builder_set_member_name (b, "box");
-      json_builder_begin_array (b);
-      json_builder_add_double_value (b, cli_float_for_json (dets[i].x1));
-      json_builder_add_double_value (b, cli_float_for_json (dets[i].y1));
-      json_builder_add_double_value (b, cli_float_for_json (dets[i].x2));
-      json_builder_add_double_value (b, cli_float_for_json (dets[i].y2));
-      json_builder_end_array (b);
-      json_builder_end_object (b);
-    }
-  json_builder_end_array (b);
-  json_builder_end_object (b);
-  return json_builder_get_root (b);
-}
-
 /* One JSON line per batch item, to @path or stdout for "-". */
 static gboolean
 write_detections (const RunOptions *opts, const SsfpnModel *model,
@@ -141,7 +102,7 @@ write_detections (const RunOptions *opts, const SsfpnModel *model,
       int n = ssfpn_nms (output + (gsize) b * rows * columns, rows, nc, &nms,
                          dets, capacity);
       g_autofree char *image = g_strdup_printf ("%s[%d]", input_name, b);
-      JsonNode *line = detections_json (model, image, width, height, dets, n);
+      JsonNode *line = cli_detections_json (model, image, width, height, dets, n);
       cli_print_json (stream, line);
       json_node_unref (line);
     }
