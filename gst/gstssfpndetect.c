@@ -129,8 +129,10 @@ struct _GstSsfpnDetect
 
   /* Streaming state, in the streaming thread. */
   GstVideoInfo info;
-  SsfpnLetterbox *letterbox;
   SsfpnFrame frame_template;    /* format, size, colour of the caps */
+  GstVideoFrame *mapped;        /* batch-size slots: the frames waiting in
+                                 * the batch, readable until it runs */
+  guint n_mapped;
   GstClockTime frame_duration;  /* object lock; NONE when unknown */
   SsfpnFrameQueue *queue;
   guint64 frame_count;          /* since start or the last flush */
@@ -789,7 +791,7 @@ gst_ssfpn_detect_start (GstBaseTransform * trans)
   options.precision = engine_precision (precision);
   options.batch = batch_size;
   options.height = options.width = input_size;
-  inference = ssfpn_inference_new (model, &options, &error);
+  inference = ssfpn_inference_new (instance_id, model, &options, &error);
   if (inference == NULL)
     goto context_failed;
 
@@ -813,6 +815,8 @@ gst_ssfpn_detect_start (GstBaseTransform * trans)
   GST_OBJECT_UNLOCK (self);
 
   self->queue = ssfpn_frame_queue_new ();
+  self->mapped = g_new0 (GstVideoFrame, ssfpn_inference_batch_size (inference));
+  self->n_mapped = 0;
   self->frame_count = 0;
   GST_INFO_OBJECT (self, "started: %" GST_PTR_FORMAT, self->model_info);
   if (class_filter != NULL)

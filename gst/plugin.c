@@ -1,4 +1,5 @@
-/* GStreamer ssFPN plugin: registers the ssfpndetect element.
+/* GStreamer ssFPN plugin: registers the ssfpndetect and ssfpnoverlay
+ * elements.
  *
  * This library is free software; you can redistribute it and/or modify it
  * under the terms of the GNU Lesser General Public License as published by
@@ -8,11 +9,13 @@
 #include "buildconfig.h"
 
 #include "gstssfpndetect.h"
+#include "gstssfpnoverlay.h"
 
 static gboolean
 plugin_init (GstPlugin *plugin)
 {
-  return GST_ELEMENT_REGISTER (ssfpndetect, plugin);
+  return GST_ELEMENT_REGISTER (ssfpndetect, plugin)
+      && GST_ELEMENT_REGISTER (ssfpnoverlay, plugin);
 }
 
 GST_PLUGIN_DEFINE (GST_VERSION_MAJOR, GST_VERSION_MINOR, ssfpn,

@@ -1,5 +1,7 @@
-/* ssfpndetect: models shared between elements by model-instance-id. */
+/* ssfpndetect: models and inference contexts shared by model-instance-id. */
 #include "ssfpn-model-cache.h"
+
+#include <ssfpn/ssfpn-frame.h>
 
 typedef struct {
   char *path;
@@ -7,7 +9,7 @@ typedef struct {
   int users;
 } CacheEntry;
 
-static GMutex cache_lock;
+static GMutex cache_lock; /* the entries, the shared contexts and their users */
 static GHashTable *cache_entries; /* instance id -> CacheEntry */
 
 static void
@@ -101,4 +103,205 @@ ssfpn_model_cache_users (const char *instance_id)
   int users = entry != NULL ? entry->users : 0;
   g_mutex_unlock (&cache_lock);
   return users;
+}
+
+/* ---- contexts ------------------------------------------------------------ */
+
+struct _SsfpnSharedContext {
+  char *instance_id;            /* NULL: the holder's alone, not listed */
+  /* What the holders asked for, resolved where the engine's default is
+   * known, so that "input-size=0" and the model's own size match. */
+  const SsfpnModel *model;
+  char *device;
+  SsfpnPrecision precision;
+  int batch, height, width, threads;
+
+  SsfpnContext *context;
+  GMutex run_lock;              /* held around every use of context */
+  int users;                    /* cache_lock */
+  gint64 warmup_run_us;
+};
+
+static GList *shared_contexts;  /* SsfpnSharedContext with an id; cache_lock */
+
+static void
+shared_context_free (SsfpnSharedContext *shared)
+{
+  ssfpn_context_free (shared->context);
+  g_mutex_clear (&shared->run_lock);
+  g_free (shared->instance_id);
+  g_free (shared->device);
+  g_free (shared);
+}
+
+static gboolean
+shared_context_matches (const SsfpnSharedContext *shared,
+                        const char *instance_id,
+                        const SsfpnSharedContext *wanted)
+{
+  return g_str_equal (shared->instance_id, instance_id)
+      && shared->model == wanted->model
+      && g_str_equal (shared->device, wanted->device)
+      && shared->precision == wanted->precision
+      && shared->batch == wanted->batch
+      && shared->height == wanted->height
+      && shared->width == wanted->width
+      && shared->threads == wanted->threads;
+}
+
+/* Two detection runs on a blank batch: the first finishes the backend's
+ * lazy setup, the second measures what a batch will cost, for the latency
+ * query. */
+static gboolean
+warm_up (SsfpnSharedContext *shared, GError **error)
+{
+  SsfpnNmsOptions nms;
+  ssfpn_nms_options_init (&nms);
+  int height, width;
+  ssfpn_context_input_size (shared->context, &height, &width);
+  int batch = ssfpn_context_batch (shared->context);
+
+  g_autofree guint8 *pixels = g_malloc0 ((gsize) 3 * width * height);
+  g_autofree SsfpnFrame *frames = g_new0 (SsfpnFrame, batch);
+  for (int i = 0; i < batch; i++) {
+    frames[i].format = SSFPN_FRAME_RGB;
+    frames[i].width = width;
+    frames[i].height = height;
+    frames[i].planes[0] = pixels;
+    frames[i].strides[0] = 3 * width;
+  }
+  g_autofree SsfpnDetection *results =
+      g_new (SsfpnDetection, (gsize) batch * nms.max_detections);
+  g_autofree int *counts = g_new0 (int, batch);
+
+  for (int run = 0; run < 2; run++) {
+    gint64 start = g_get_monotonic_time ();
+    if (!ssfpn_context_detect (shared->context, frames, batch, &nms, results,
+                               nms.max_detections, counts, error))
+      return FALSE;
+    shared->warmup_run_us = g_get_monotonic_time () - start;
+  }
+  return TRUE;
+}
+
+static SsfpnSharedContext *
+shared_context_new (const SsfpnSharedContext *wanted, SsfpnModel *model,
+                    const SsfpnContextOptions *options, GError **error)
+{
+  SsfpnContext *context = ssfpn_context_new (model, options, error);
+  if (context == NULL)
+    return NULL;
+
+  SsfpnSharedContext *shared = g_new0 (SsfpnSharedContext, 1);
+  *shared = *wanted;
+  shared->device = g_strdup (wanted->device);
+  shared->instance_id = NULL;
+  shared->context = context;
+  g_mutex_init (&shared->run_lock);
+  shared->users = 1;
+  if (!warm_up (shared, error)) {
+    shared_context_free (shared);
+    return NULL;
+  }
+  return shared;
+}
+
+SsfpnSharedContext *
+ssfpn_model_cache_acquire_context (const char *instance_id, SsfpnModel *model,
+                                   const SsfpnContextOptions *options,
+                                   GError **error)
+{
+  SsfpnSharedContext wanted = {
+    .model = model,
+    .device = (char *) (options->device != NULL ? options->device : "auto"),
+    .precision = options->precision,
+    .batch = options->batch,
+    .height = options->height,
+    .width = options->width,
+    .threads = options->threads,
+  };
+  if (wanted.height == 0 || wanted.width == 0)
+    ssfpn_model_input_size (model, &wanted.height, &wanted.width);
+
+  if (!has_instance_id (instance_id))
+    return shared_context_new (&wanted, model, options, error);
+
+  /* Creating under the lock makes a second element with the same settings
+   * wait for the first context instead of building its twin. */
+  g_mutex_lock (&cache_lock);
+  SsfpnSharedContext *shared = NULL;
+  for (GList *l = shared_contexts; l != NULL; l = l->next) {
+    if (shared_context_matches (l->data, instance_id, &wanted)) {
+      shared = l->data;
+      shared->users++;
+      goto out;
+    }
+  }
+  shared = shared_context_new (&wanted, model, options, error);
+  if (shared == NULL)
+    goto out;
+  shared->instance_id = g_strdup (instance_id);
+  shared_contexts = g_list_prepend (shared_contexts, shared);
+
+out:
+  g_mutex_unlock (&cache_lock);
+  return shared;
+}
+
+void
+ssfpn_model_cache_release_context (SsfpnSharedContext *shared)
+{
+  if (shared == NULL)
+    return;
+
+  if (shared->instance_id != NULL) {
+    g_mutex_lock (&cache_lock);
+    gboolean last = --shared->users == 0;
+    if (last)
+      shared_contexts = g_list_remove (shared_contexts, shared);
+    g_mutex_unlock (&cache_lock);
+    if (!last)
+      return;
+  }
+  shared_context_free (shared);
+}
+
+int
+ssfpn_model_cache_contexts (const char *instance_id)
+{
+  if (!has_instance_id (instance_id))
+    return 0;
+  int count = 0;
+  g_mutex_lock (&cache_lock);
+  for (GList *l = shared_contexts; l != NULL; l = l->next)
+    if (g_str_equal (((SsfpnSharedContext *) l->data)->instance_id,
+                     instance_id))
+      count++;
+  g_mutex_unlock (&cache_lock);
+  return count;
+}
+
+const SsfpnContext *
+ssfpn_shared_context_peek (const SsfpnSharedContext *shared)
+{
+  return shared->context;
+}
+
+SsfpnContext *
+ssfpn_shared_context_lock (SsfpnSharedContext *shared)
+{
+  g_mutex_lock (&shared->run_lock);
+  return shared->context;
+}
+
+void
+ssfpn_shared_context_unlock (SsfpnSharedContext *shared)
+{
+  g_mutex_unlock (&shared->run_lock);
+}
+
+gint64
+ssfpn_shared_context_warmup_run_us (const SsfpnSharedContext *shared)
+{
+  return shared->warmup_run_us;
 }

@@ -27,4 +27,15 @@ echo "== fuzz the model loader (bounded)"
 meson compile -C build-fuzz -j "$jobs"
 meson test -C build-fuzz --suite fuzz --print-errorlogs
 
-echo "== all suites passed"
+# One closing line over the three runs (meson writes testlog.json per run).
+python3 - build build-asan build-fuzz <<'PY'
+import json, sys
+counts = {"OK": 0, "FAIL": 0, "SKIP": 0}
+for build in sys.argv[1:]:
+    for line in open(f"{build}/meson-logs/testlog.json"):
+        result = json.loads(line)["result"]
+        key = "OK" if result in ("OK", "EXPECTEDFAIL") else \
+            "SKIP" if result == "SKIP" else "FAIL"
+        counts[key] += 1
+print(f"{counts['OK']} passed, {counts['FAIL']} failed, {counts['SKIP']} skipped")
+PY

@@ -33,7 +33,7 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from make_frame_fixtures import (PACKED, plane_shapes, frame_to_rgb,  # noqa: E402
+from make_frame_fixtures import (plane_shapes, frame_to_rgb,  # noqa: E402
                                  letterbox_reference, scale_coords)
 from ssfpn_ref.cli import build_random_model  # noqa: E402
 from ssfpn_ref.config import load_config  # noqa: E402

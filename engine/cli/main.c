@@ -11,6 +11,7 @@ int cmd_info (int argc, char **argv);
 int cmd_run (int argc, char **argv);
 int cmd_detect (int argc, char **argv);
 int cmd_bench (int argc, char **argv);
+int cmd_eval (int argc, char **argv);
 
 typedef struct {
   const char *name;
@@ -23,7 +24,7 @@ static const Subcommand subcommands[] = {
   { "run", cmd_run, "run the network on a .npy batch, write the raw output" },
   { "detect", cmd_detect, "detect objects in images" },
   { "bench", cmd_bench, "time the network per batch size" },
-  { "eval", NULL, "COCO-style evaluation on a YOLO-format dataset" },
+  { "eval", cmd_eval, "COCO-style evaluation on a YOLO-format dataset" },
 };
 
 static void

@@ -52,6 +52,14 @@ typedef struct {
                            int n_frames, const SsfpnNmsOptions *nms,
                            SsfpnDetection *results, int capacity,
                            int *counts, GError **error);
+
+  /* Optional, for `ssfpn bench`: runs the plan again on the input already
+   * on the device (left there by the last run or detect), with no host
+   * copies of input or raw output: the network alone when @nms is NULL,
+   * else the network and NMS over the whole batch, the detections kept in
+   * the backend's own buffers. Returns when the device is done. */
+  gboolean (*plan_run_resident) (SsfpnPlan *plan, const SsfpnNmsOptions *nms,
+                                 GError **error);
 } SsfpnBackend;
 
 /* Backend by name ("cpu", "cuda"), or NULL when not built in. */

@@ -20,6 +20,8 @@
 #include "cuda/cuda_conv.h"
 #include "cuda/cuda_copy.h"
 #include "cuda/cuda_detect.h"
+#include "cuda/cuda_detect_io.h"
+#include "cuda/cuda_engine_cache.h"
 #include "cuda/cuda_input.h"
 #include "cuda/cuda_maxpool.h"
 #include "cuda/cuda_reorder.h"
@@ -28,6 +30,11 @@
 
 /* Turing is the oldest architecture the build has code for. */
 #define MIN_COMPUTE_CAPABILITY 75
+
+typedef struct {
+  cudaGraph_t graph;
+  cudaGraphExec_t exec;
+} CapturedRun;
 
 struct _SsfpnPlan {
   const SsfpnGraph *graph; /* borrowed: outlives the plan */
@@ -48,8 +55,13 @@ struct _SsfpnPlan {
   float *input_host;       /* pinned */
   float *output_host;      /* pinned */
   size_t input_floats, output_floats;
-  cudaGraph_t captured;
-  cudaGraphExec_t replay;  /* NULL: run eagerly */
+  gboolean use_graphs;     /* FALSE: SSFPN_CUDA_GRAPH=0, run eagerly */
+  /* Captured runs, each NULL until made (or when capture failed):
+   * run: upload, network, download (plan_run);
+   * network: the network alone on the device-resident input (bench A);
+   * detect: NMS settings upload, network, NMS, results download. */
+  CapturedRun run, network, detect;
+  CudaDetectIo *detect_io; /* made at the first plan_detect */
 };
 
 /* ---- availability ------------------------------------------------------- */
@@ -214,6 +226,17 @@ check_ops (const SsfpnGraph *graph, GError **error)
 /* ---- plan --------------------------------------------------------------- */
 
 static void
+captured_run_clear (CapturedRun *run)
+{
+  if (run->exec != NULL)
+    cudaGraphExecDestroy (run->exec);
+  if (run->graph != NULL)
+    cudaGraphDestroy (run->graph);
+  run->exec = NULL;
+  run->graph = NULL;
+}
+
+static void
 cuda_plan_free (SsfpnPlan *plan)
 {
   if (plan == NULL)
@@ -221,10 +244,10 @@ cuda_plan_free (SsfpnPlan *plan)
   cudaSetDevice (plan->device);
   if (plan->stream != NULL)
     cudaStreamSynchronize (plan->stream);
-  if (plan->replay != NULL)
-    cudaGraphExecDestroy (plan->replay);
-  if (plan->captured != NULL)
-    cudaGraphDestroy (plan->captured);
+  captured_run_clear (&plan->run);
+  captured_run_clear (&plan->network);
+  captured_run_clear (&plan->detect);
+  cuda_detect_io_free (plan->detect_io);
   for (guint i = 0; plan->convs != NULL && i < plan->graph->ops->len; i++)
     cuda_conv_free (plan->convs[i]);
   g_free (plan->convs);
@@ -411,6 +434,16 @@ fail:
   return FALSE;
 }
 
+/* Every op, from the input tensor to the float32 output, on the device. */
+static gboolean
+enqueue_network (SsfpnPlan *plan, GError **error)
+{
+  for (guint i = 0; i < plan->graph->ops->len; i++)
+    if (!enqueue_op (plan, i, error))
+      return FALSE;
+  return TRUE;
+}
+
 /* The whole run on the plan's stream: upload from the pinned input,
  * convert, every op, download into the pinned output. */
 static gboolean
@@ -421,9 +454,8 @@ enqueue_run (SsfpnPlan *plan, GError **error)
                                cudaMemcpyHostToDevice, plan->stream));
   CUDA_CHECK (cuda_input_from_nchw (plan->input_device, &plan->views[0],
                                     plan->stream));
-  for (guint i = 0; i < plan->graph->ops->len; i++)
-    if (!enqueue_op (plan, i, error))
-      return FALSE;
+  if (!enqueue_network (plan, error))
+    return FALSE;
   CUDA_CHECK (cudaMemcpyAsync (plan->output_host, plan->output_device,
                                plan->output_floats * sizeof (float),
                                cudaMemcpyDeviceToHost, plan->stream));
@@ -433,37 +465,65 @@ fail:
   return FALSE;
 }
 
-/* Records enqueue_run() as a CUDA graph. Failing to capture is not fatal:
- * the plan then runs eagerly, and says why in the debug log. */
+/* The frames are already letterboxed into the input tensor: network, NMS
+ * and the detections back to pinned memory. */
+static gboolean
+enqueue_detect (SsfpnPlan *plan, GError **error)
+{
+  return enqueue_network (plan, error)
+         && cuda_detect_io_enqueue (plan->detect_io, plan->stream, error);
+}
+
+typedef gboolean (*EnqueueFunc) (SsfpnPlan *plan, GError **error);
+
+/* Records what @enqueue does as a CUDA graph into @run. Failing to capture
+ * is not fatal: that run is then enqueued eagerly, and the debug log says
+ * why. The stream must be idle. */
 static void
-capture_graph (SsfpnPlan *plan)
+capture (SsfpnPlan *plan, EnqueueFunc enqueue, const char *what,
+         CapturedRun *run)
 {
   GError *reason = NULL;
   GError **error = &reason;
   cudaGraph_t graph = NULL;
   gboolean enqueued;
 
-  if (g_strcmp0 (g_getenv ("SSFPN_CUDA_GRAPH"), "0") == 0)
+  captured_run_clear (run);
+  if (!plan->use_graphs)
     return;
   /* Thread-local: other threads' CUDA calls must not break the capture. */
   CUDA_CHECK (cudaStreamBeginCapture (plan->stream,
                                       cudaStreamCaptureModeThreadLocal));
-  enqueued = enqueue_run (plan, &reason);
+  enqueued = enqueue (plan, &reason);
   CUDA_CHECK (cudaStreamEndCapture (plan->stream, &graph));
   if (!enqueued)
     goto fail;
-  CUDA_CHECK (cudaGraphInstantiate (&plan->replay, graph, 0));
-  plan->captured = graph;
+  CUDA_CHECK (cudaGraphInstantiate (&run->exec, graph, 0));
+  run->graph = graph;
   return;
 
 fail:
-  g_debug ("no CUDA graph, running eagerly: %s",
+  g_debug ("no CUDA graph for the %s run, running eagerly: %s", what,
            reason != NULL ? reason->message : "capture failed");
   g_clear_error (&reason);
   if (graph != NULL)
     cudaGraphDestroy (graph);
-  plan->replay = NULL;
+  run->exec = NULL;
   (void) cudaGetLastError ();
+}
+
+/* Replays @run, or enqueues it eagerly when it has no graph. */
+static gboolean
+launch (SsfpnPlan *plan, const CapturedRun *run, EnqueueFunc enqueue,
+        GError **error)
+{
+  if (run->exec == NULL)
+    return enqueue (plan, error);
+  CUDA_CHECK (cudaGraphLaunch (run->exec, plan->stream));
+  return TRUE;
+
+fail:
+  return FALSE;
 }
 
 static SsfpnPlan *
@@ -498,6 +558,7 @@ cuda_plan_new (const SsfpnGraph *graph, const SsfpnPlanOptions *options,
   plan->width = options->width;
   plan->dtype = options->precision == SSFPN_PRECISION_FP16 ? CUDA_DTYPE_F16
                                                            : CUDA_DTYPE_F32;
+  plan->use_graphs = g_strcmp0 (g_getenv ("SSFPN_CUDA_GRAPH"), "0") != 0;
   plan->n_tensors = (int) graph->tensors->len;
   plan->buffers = g_new0 (void *, plan->n_tensors);
   plan->views = g_new0 (CudaView, plan->n_tensors);
@@ -544,7 +605,7 @@ cuda_plan_new (const SsfpnGraph *graph, const SsfpnPlanOptions *options,
   if (!enqueue_run (plan, error))
     goto fail;
   CUDA_CHECK (cudaStreamSynchronize (plan->stream));
-  capture_graph (plan);
+  capture (plan, enqueue_run, "whole", &plan->run);
   return plan;
 
 fail:
@@ -558,12 +619,96 @@ cuda_plan_run (SsfpnPlan *plan, const float *input, float *output,
 {
   CUDA_CHECK (cudaSetDevice (plan->device));
   memcpy (plan->input_host, input, plan->input_floats * sizeof (float));
-  if (plan->replay != NULL)
-    CUDA_CHECK (cudaGraphLaunch (plan->replay, plan->stream));
-  else if (!enqueue_run (plan, error))
+  if (!launch (plan, &plan->run, enqueue_run, error))
     return FALSE;
   CUDA_CHECK (cudaStreamSynchronize (plan->stream));
   memcpy (output, plan->output_host, plan->output_floats * sizeof (float));
+  return TRUE;
+
+fail:
+  return FALSE;
+}
+
+/* ---- frames to detections ------------------------------------------------ */
+
+/* The detection buffers and the detect graph for the current results
+ * area, made at the first call and again when the area grows. */
+static gboolean
+prepare_detect (SsfpnPlan *plan, const SsfpnNmsOptions *nms, int n_frames,
+                int capacity, GError **error)
+{
+  gboolean grown = FALSE, first = plan->detect_io == NULL;
+
+  if (first) {
+    plan->detect_io = cuda_detect_io_new (plan->batch, plan->rows,
+                                          plan->columns - 5,
+                                          plan->output_device, error);
+    if (plan->detect_io == NULL)
+      return FALSE;
+  }
+  if (!cuda_detect_io_set_nms (plan->detect_io, nms, n_frames, capacity,
+                               &grown, error))
+    return FALSE;
+  if (first || grown)
+    capture (plan, enqueue_detect, "detect", &plan->detect);
+  return TRUE;
+}
+
+static gboolean
+cuda_plan_detect (SsfpnPlan *plan, const SsfpnFrame *frames, int n_frames,
+                  const SsfpnNmsOptions *nms, SsfpnDetection *results,
+                  int capacity, int *counts, GError **error)
+{
+  CUDA_CHECK (cudaSetDevice (plan->device));
+  if (n_frames < 1 || n_frames > plan->batch || capacity < 1) {
+    g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_ARGUMENT,
+                 "CUDA detect: %d frames for a batch of %d, room for %d "
+                 "detections each", n_frames, plan->batch, capacity);
+    return FALSE;
+  }
+  /* Captures (when needed) while the stream is idle, before the frames. */
+  if (!prepare_detect (plan, nms, n_frames, capacity, error))
+    return FALSE;
+  /* Frame i+1 is copied into pinned memory while frame i travels. Slots
+   * past n_frames keep old content; NMS ignores them. */
+  for (int i = 0; i < n_frames; i++)
+    if (!cuda_detect_io_upload_frame (plan->detect_io, i, &frames[i],
+                                      &plan->views[0], plan->stream, error))
+      goto fail;
+  if (!launch (plan, &plan->detect, enqueue_detect, error))
+    goto fail;
+  CUDA_CHECK (cudaStreamSynchronize (plan->stream));
+  cuda_detect_io_results (plan->detect_io, n_frames, results, capacity,
+                          counts);
+  return TRUE;
+
+fail:
+  /* Leaves the stream idle for the next call. */
+  cudaStreamSynchronize (plan->stream);
+  (void) cudaGetLastError ();
+  return FALSE;
+}
+
+/* Bench scopes A (network alone) and B (network and NMS for the whole
+ * batch) on whatever the input tensor holds. */
+static gboolean
+cuda_plan_run_resident (SsfpnPlan *plan, const SsfpnNmsOptions *nms,
+                        GError **error)
+{
+  CUDA_CHECK (cudaSetDevice (plan->device));
+  if (nms == NULL) {
+    if (plan->use_graphs && plan->network.exec == NULL)
+      capture (plan, enqueue_network, "network", &plan->network);
+    if (!launch (plan, &plan->network, enqueue_network, error))
+      return FALSE;
+  } else {
+    if (!prepare_detect (plan, nms, plan->batch, nms->max_detections > 0 ? nms->max_detections : 300,
+                         error))
+      return FALSE;
+    if (!launch (plan, &plan->detect, enqueue_detect, error))
+      return FALSE;
+  }
+  CUDA_CHECK (cudaStreamSynchronize (plan->stream));
   return TRUE;
 
 fail:
@@ -577,4 +722,6 @@ const SsfpnBackend ssfpn_cuda_backend = {
   .plan_new = cuda_plan_new,
   .plan_free = cuda_plan_free,
   .plan_run = cuda_plan_run,
+  .plan_detect = cuda_plan_detect,
+  .plan_run_resident = cuda_plan_run_resident,
 };

@@ -1,0 +1,196 @@
+"""YOLO-format datasets for training: letterbox, 4-image mosaic with random
+scale and translation, HSV colour jitter and flips.
+
+A sample is (uint8 tensor (3, S, S), labels (n, 6) float32 rows
+[0, class, cx, cy, w, h] normalised to S); collate() writes the batch index
+into column 0, as YOLOv5's loss expects.
+"""
+
+import os
+
+import numpy as np
+import torch
+from PIL import Image
+
+IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp')
+PAD_VALUE = 114  # YOLOv5's letterbox grey
+
+
+def list_dataset(root):
+    """(image paths, label paths) of root/images and root/labels."""
+    folder = os.path.join(root, 'images')
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f'{root}: no images/ folder (expected a YOLO-format dataset)')
+    images = sorted(os.path.join(folder, f) for f in os.listdir(folder)
+                    if f.lower().endswith(IMAGE_SUFFIXES))
+    if not images:
+        raise FileNotFoundError(f'{folder}: no images')
+    labels = [os.path.join(root, 'labels', os.path.splitext(os.path.basename(p))[0] + '.txt')
+              for p in images]
+    return images, labels
+
+
+def read_labels(path):
+    """(n, 5) float32 [class, cx, cy, w, h]; an absent file is an empty image."""
+    if not os.path.exists(path) or os.path.getsize(path) == 0:
+        return np.zeros((0, 5), np.float32)
+    rows = np.loadtxt(path, dtype=np.float32, ndmin=2)
+    if rows.shape[1] != 5:
+        raise ValueError(f'{path}: expected 5 numbers a line, found {rows.shape[1]}')
+    return rows
+
+
+def xywhn_to_xyxy(rows, w, h, dx=0.0, dy=0.0):
+    out = np.empty((len(rows), 4), np.float32)
+    out[:, 0] = (rows[:, 1] - rows[:, 3] / 2) * w + dx
+    out[:, 1] = (rows[:, 2] - rows[:, 4] / 2) * h + dy
+    out[:, 2] = (rows[:, 1] + rows[:, 3] / 2) * w + dx
+    out[:, 3] = (rows[:, 2] + rows[:, 4] / 2) * h + dy
+    return out
+
+
+def keep_boxes(before, after, min_side=2.0, min_area_kept=0.4):
+    """Boxes that survive an augmentation: at least min_side pixels wide and
+    high, and at least min_area_kept of their (scaled) area left after
+    clipping, the world's own 40% visibility rule."""
+    w, h = after[:, 2] - after[:, 0], after[:, 3] - after[:, 1]
+    area_before = np.maximum((before[:, 2] - before[:, 0]) * (before[:, 3] - before[:, 1]), 1e-9)
+    return (w >= min_side) & (h >= min_side) & (w * h / area_before >= min_area_kept)
+
+
+def hsv_jitter(image, rng, hgain, sgain, vgain):
+    """YOLOv5's HSV augmentation through PIL's HSV (hue in 0-255)."""
+    r = rng.uniform(-1, 1, 3) * [hgain, sgain, vgain] + 1
+    x = np.arange(256, dtype=np.float32)
+    lut_h = ((x * r[0]) % 256).astype(np.uint8)
+    lut_s = np.clip(x * r[1], 0, 255).astype(np.uint8)
+    lut_v = np.clip(x * r[2], 0, 255).astype(np.uint8)
+    hsv = np.asarray(Image.fromarray(image).convert('HSV')).copy()
+    hsv[..., 0] = lut_h[hsv[..., 0]]
+    hsv[..., 1] = lut_s[hsv[..., 1]]
+    hsv[..., 2] = lut_v[hsv[..., 2]]
+    return np.asarray(Image.fromarray(hsv, 'HSV').convert('RGB'))
+
+
+class YoloDataset(torch.utils.data.Dataset):
+    def __init__(self, root, imgsz, hyp=None, augment=False, cache=False):
+        self.images, self.label_paths = list_dataset(root)
+        self.labels = [read_labels(p) for p in self.label_paths]
+        self.imgsz = imgsz
+        self.hyp = hyp or {}
+        self.augment = augment
+        self.cache = None
+        if cache:  # filled here, in the parent, so forked workers share it
+            self.cache = [None] * len(self.images)
+            for i in range(len(self.images)):
+                self.load_resized(i)
+        self.epoch_seed = 0  # set per epoch: augmentation is a function of (epoch, index)
+
+    def __len__(self):
+        return len(self.images)
+
+    def load_resized(self, i):
+        """Image i as uint8 (h, w, 3), its longer side resized to imgsz."""
+        if self.cache is not None and self.cache[i] is not None:
+            return self.cache[i]
+        img = Image.open(self.images[i]).convert('RGB')
+        r = self.imgsz / max(img.size)
+        if r != 1:
+            img = img.resize((max(round(img.width * r), 1), max(round(img.height * r), 1)),
+                             Image.BILINEAR if r > 1 else Image.BOX)
+        a = np.asarray(img)
+        if self.cache is not None:
+            self.cache[i] = a
+        return a
+
+    def letterbox(self, i):
+        img = self.load_resized(i)
+        h, w = img.shape[:2]
+        s = self.imgsz
+        top, left = (s - h) // 2, (s - w) // 2
+        out = np.full((s, s, 3), PAD_VALUE, np.uint8)
+        out[top:top + h, left:left + w] = img
+        boxes = xywhn_to_xyxy(self.labels[i], w, h, left, top)
+        return out, self.labels[i][:, 0], boxes
+
+    def mosaic(self, i, rng):
+        """Four images around a random centre of a 2S x 2S canvas, then a
+        random scale (1 +- hyp scale) and translation (+- hyp translate)
+        sampled back to S x S, as YOLOv5's load_mosaic + random_perspective
+        without rotation or shear."""
+        s = self.imgsz
+        canvas = np.full((2 * s, 2 * s, 3), PAD_VALUE, np.uint8)
+        xc, yc = (int(v) for v in rng.uniform(s / 2, 3 * s / 2, 2))
+        indices = [i] + [int(j) for j in rng.integers(0, len(self), 3)]
+        classes, boxes = [], []
+        for k, j in enumerate(indices):
+            img = self.load_resized(j)
+            h, w = img.shape[:2]
+            if k == 0:    # top left of the centre
+                x1, y1, x2, y2 = max(xc - w, 0), max(yc - h, 0), xc, yc
+                sx1, sy1 = w - (x2 - x1), h - (y2 - y1)
+            elif k == 1:  # top right
+                x1, y1, x2, y2 = xc, max(yc - h, 0), min(xc + w, 2 * s), yc
+                sx1, sy1 = 0, h - (y2 - y1)
+            elif k == 2:  # bottom left
+                x1, y1, x2, y2 = max(xc - w, 0), yc, xc, min(2 * s, yc + h)
+                sx1, sy1 = w - (x2 - x1), 0
+            else:         # bottom right
+                x1, y1, x2, y2 = xc, yc, min(xc + w, 2 * s), min(2 * s, yc + h)
+                sx1, sy1 = 0, 0
+            canvas[y1:y2, x1:x2] = img[sy1:sy1 + (y2 - y1), sx1:sx1 + (x2 - x1)]
+            b = xywhn_to_xyxy(self.labels[j], w, h, x1 - sx1, y1 - sy1)
+            # Clip to this image's tile: the other tiles hide the rest.
+            clipped = b.copy()
+            clipped[:, [0, 2]] = clipped[:, [0, 2]].clip(x1, x2)
+            clipped[:, [1, 3]] = clipped[:, [1, 3]].clip(y1, y2)
+            keep = keep_boxes(b, clipped)
+            classes.append(self.labels[j][keep, 0])
+            boxes.append(clipped[keep])
+        classes, boxes = np.concatenate(classes), np.concatenate(boxes)
+
+        scale = rng.uniform(1 - self.hyp.get('scale', 0.5), 1 + self.hyp.get('scale', 0.5))
+        t = self.hyp.get('translate', 0.1)
+        tx, ty = rng.uniform(0.5 - t, 0.5 + t, 2) * s
+        # Output pixel (u, v) samples canvas ((u - tx) / scale + s, (v - ty) / scale + s).
+        inv = 1 / scale
+        coeffs = (inv, 0, s - tx * inv, 0, inv, s - ty * inv)
+        out = Image.fromarray(canvas).transform((s, s), Image.AFFINE, coeffs,
+                                                Image.BILINEAR, fillcolor=(PAD_VALUE,) * 3)
+        moved = (boxes - [s, s, s, s]) * scale + [tx, ty, tx, ty]
+        clipped = moved.clip(0, s)
+        keep = keep_boxes(moved, clipped)
+        return np.asarray(out), classes[keep], clipped[keep]
+
+    def __getitem__(self, i):
+        rng = np.random.default_rng([self.epoch_seed, i])
+        if self.augment and rng.uniform() < self.hyp.get('mosaic', 1.0):
+            img, classes, boxes = self.mosaic(i, rng)
+        else:
+            img, classes, boxes = self.letterbox(i)
+        s = self.imgsz
+        if self.augment:
+            img = hsv_jitter(img, rng, self.hyp.get('hsv_h', 0.015),
+                             self.hyp.get('hsv_s', 0.7), self.hyp.get('hsv_v', 0.4))
+            if rng.uniform() < self.hyp.get('fliplr', 0.5):
+                img = img[:, ::-1]
+                boxes = np.stack([s - boxes[:, 2], boxes[:, 1], s - boxes[:, 0], boxes[:, 3]], 1)
+            if rng.uniform() < self.hyp.get('flipud', 0.5):
+                img = img[::-1]
+                boxes = np.stack([boxes[:, 0], s - boxes[:, 3], boxes[:, 2], s - boxes[:, 1]], 1)
+        labels = np.zeros((len(classes), 6), np.float32)
+        if len(classes):
+            labels[:, 1] = classes
+            labels[:, 2] = (boxes[:, 0] + boxes[:, 2]) / 2 / s
+            labels[:, 3] = (boxes[:, 1] + boxes[:, 3]) / 2 / s
+            labels[:, 4] = (boxes[:, 2] - boxes[:, 0]) / s
+            labels[:, 5] = (boxes[:, 3] - boxes[:, 1]) / s
+        img = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))
+        return img, torch.from_numpy(labels)
+
+
+def collate(batch):
+    images, labels = zip(*batch)
+    for k, lab in enumerate(labels):
+        lab[:, 0] = k
+    return torch.stack(images, 0), torch.cat(labels, 0)
