@@ -868,13 +868,23 @@ failed:
   return FALSE;
 }
 
+/* The frames of the batch that ran or was dropped are no longer read. */
+static void
+unmap_batch_frames (GstSsfpnDetect * self)
+{
+  for (guint i = 0; i < self->n_mapped; i++)
+    gst_video_frame_unmap (&self->mapped[i]);
+  self->n_mapped = 0;
+}
+
 static gboolean
 gst_ssfpn_detect_stop (GstBaseTransform * trans)
 {
   GstSsfpnDetect *self = GST_SSFPN_DETECT (trans);
 
+  unmap_batch_frames (self);
+  g_clear_pointer (&self->mapped, g_free);
   g_clear_pointer (&self->queue, ssfpn_frame_queue_free);
-  g_clear_pointer (&self->letterbox, ssfpn_letterbox_free);
 
   GST_OBJECT_LOCK (self);
   SsfpnModel *model = g_steal_pointer (&self->model);
@@ -973,12 +983,14 @@ gst_ssfpn_detect_set_caps (GstBaseTransform * trans, GstCaps * incaps,
   frame.height = GST_VIDEO_INFO_HEIGHT (&info);
   frame_colour_from_video (self, &info, &frame);
 
+  /* The engine letterboxes each frame; refuse sizes it cannot here, where
+   * the error names the caps, rather than on the first frame. */
   int input_height, input_width;
+  SsfpnLetterboxTransform geometry;
   ssfpn_context_input_size (ssfpn_inference_context (self->inference),
       &input_height, &input_width);
-  SsfpnLetterbox *letterbox = ssfpn_letterbox_new (frame.width, frame.height,
-      input_width, input_height, &error);
-  if (letterbox == NULL) {
+  if (!ssfpn_letterbox_transform_init (&geometry, frame.width, frame.height,
+          input_width, input_height, &error)) {
     GST_ELEMENT_ERROR (self, CORE, NEGOTIATION,
         ("Cannot letterbox %dx%d frames into the %dx%d network input: %s",
             frame.width, frame.height, input_width, input_height,
@@ -986,8 +998,6 @@ gst_ssfpn_detect_set_caps (GstBaseTransform * trans, GstCaps * incaps,
     return FALSE;
   }
 
-  g_clear_pointer (&self->letterbox, ssfpn_letterbox_free);
-  self->letterbox = letterbox;
   self->info = info;
   self->frame_template = frame;
 
@@ -1033,6 +1043,7 @@ run_batch (GstSsfpnDetect * self)
   }
 
   GPtrArray *results = ssfpn_inference_run (self->inference, &nms, &error);
+  unmap_batch_frames (self);
   if (filter != NULL)
     g_array_unref (filter);
   if (results == NULL) {
@@ -1128,6 +1139,7 @@ discard_held_frames (GstSsfpnDetect * self)
     ssfpn_frame_queue_clear (self->queue);
   if (self->inference != NULL)
     ssfpn_inference_discard (self->inference);
+  unmap_batch_frames (self);
   self->frame_count = 0;
 }
 
@@ -1186,14 +1198,16 @@ gst_ssfpn_detect_query (GstBaseTransform * trans, GstPadDirection direction,
   return TRUE;
 }
 
-/* Maps @buffer and letterboxes it into the next batch slot. */
+/* Maps @buffer and adds it to the batch; it stays mapped until the batch
+ * runs, so that the engine reads the pixels where they are (on a GPU
+ * device: straight to the GPU, letterboxed there). */
 static GstFlowReturn
 stage_for_inference (GstSsfpnDetect * self, GstBuffer * buffer, int *slot)
 {
   g_autoptr (GError) error = NULL;
-  GstVideoFrame video_frame;
+  GstVideoFrame *video_frame = &self->mapped[self->n_mapped];
 
-  if (!gst_video_frame_map (&video_frame, &self->info, buffer, GST_MAP_READ)) {
+  if (!gst_video_frame_map (video_frame, &self->info, buffer, GST_MAP_READ)) {
     GST_ELEMENT_ERROR (self, STREAM, FAILED,
         ("Cannot read a %dx%d %s frame: the buffer does not match the caps.",
             GST_VIDEO_INFO_WIDTH (&self->info),
@@ -1204,28 +1218,27 @@ stage_for_inference (GstSsfpnDetect * self, GstBuffer * buffer, int *slot)
   }
 
   SsfpnFrame frame = self->frame_template;
-  for (guint i = 0; i < GST_VIDEO_FRAME_N_PLANES (&video_frame) && i < 3;
-      i++) {
-    frame.planes[i] = GST_VIDEO_FRAME_PLANE_DATA (&video_frame, i);
-    frame.strides[i] = GST_VIDEO_FRAME_PLANE_STRIDE (&video_frame, i);
+  for (guint i = 0; i < GST_VIDEO_FRAME_N_PLANES (video_frame) && i < 3; i++) {
+    frame.planes[i] = GST_VIDEO_FRAME_PLANE_DATA (video_frame, i);
+    frame.strides[i] = GST_VIDEO_FRAME_PLANE_STRIDE (video_frame, i);
   }
-  *slot = ssfpn_inference_add_frame (self->inference, self->letterbox, &frame,
-      &error);
-  gst_video_frame_unmap (&video_frame);
-
+  *slot = ssfpn_inference_add_frame (self->inference, &frame, &error);
   if (*slot < 0) {
+    gst_video_frame_unmap (video_frame);
     GST_ELEMENT_ERROR (self, STREAM, FAILED,
         ("Cannot prepare a frame for the network: %s", error->message),
         (NULL));
     return GST_FLOW_ERROR;
   }
+  self->n_mapped++;
   return GST_FLOW_OK;
 }
 
 /* Called by the parent's generate_output with a writable buffer: stage it
- * (letterbox it when the network runs on it) and hold it until its result
- * is known. The queue takes its own reference; generate_output drops the
- * parent's, so the held buffer stays writable for the metadata. */
+ * (add it to the batch when the network runs on it) and hold it until its
+ * result is known. The queue takes its own reference; generate_output drops
+ * the parent's and the mapping's goes when the batch has run, so the held
+ * buffer is writable again for the metadata. */
 static GstFlowReturn
 gst_ssfpn_detect_transform_ip (GstBaseTransform * trans, GstBuffer * buffer)
 {

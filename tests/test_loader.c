@@ -42,7 +42,7 @@ check (gboolean condition, const char *what, const char *format, ...)
 
 /* ---- a safetensors writer with hooks for breaking things --------------- */
 
-typedef enum { STORE_F32, STORE_F16, STORE_BF16, STORE_F64 } Storage;
+typedef enum { STORE_F32, STORE_F16, STORE_BF16, STORE_F64, STORE_I64 } Storage;
 
 typedef struct {
   char *name;
@@ -192,7 +192,7 @@ static void
 fake_set_storage (FakeTensor *t, Storage storage)
 {
   static const char *names[] = { "\"F32\"", "\"F16\"", "\"BF16\"",
-                                 "\"F64\"" };
+                                 "\"F64\"", "\"I64\"" };
 
   t->storage = storage;
   g_free (t->dtype_json);
@@ -339,6 +339,10 @@ encode_values (GByteArray *data, const FakeTensor *t)
           bits64 = GUINT64_TO_LE (bits64);
           g_byte_array_append (data, (guint8 *) &bits64, 8);
           break;
+        case STORE_I64:
+          bits64 = GUINT64_TO_LE ((guint64) (gint64) v);
+          g_byte_array_append (data, (guint8 *) &bits64, 8);
+          break;
         }
     }
 }
@@ -482,6 +486,7 @@ static void m_entry_string (FakeFile *f) { fake_set_field (&fake_find (f, "model
 static void m_dtype_missing (FakeFile *f) { fake_set_field (&fake_find (f, "model.0.bn.bias")->dtype_json, NULL); }
 static void m_dtype_number (FakeFile *f) { fake_set_field (&fake_find (f, "model.0.bn.bias")->dtype_json, "32"); }
 static void m_dtype_f64 (FakeFile *f) { fake_set_storage (fake_find (f, "model.0.bn.bias"), STORE_F64); }
+static void m_dtype_i64 (FakeFile *f) { fake_set_storage (fake_find (f, "model.0.bn.bias"), STORE_I64); }
 static void m_dtype_lowercase (FakeFile *f) { fake_set_field (&fake_find (f, "model.0.bn.bias")->dtype_json, "\"f32\""); }
 static void m_shape_missing (FakeFile *f) { fake_set_field (&fake_find (f, "model.0.bn.bias")->shape_json, NULL); }
 static void m_shape_number (FakeFile *f) { fake_set_field (&fake_find (f, "model.0.bn.bias")->shape_json, "8"); }
@@ -621,6 +626,7 @@ static const DefectRow defects[] = {
   { "dtype missing", m_dtype_missing, CONTAINER, SSFPN_ERROR_FORMAT, { "\"model.0.bn.bias\"", "\"dtype\" is missing" } },
   { "dtype not a string", m_dtype_number, CONTAINER, SSFPN_ERROR_FORMAT, { "\"dtype\" is not a string" } },
   { "unknown dtype F64", m_dtype_f64, CONTAINER, SSFPN_ERROR_FORMAT, { "\"model.0.bn.bias\"", "unknown dtype \"F64\"" } },
+  { "I64 outside num_batches_tracked", m_dtype_i64, CONTAINER, SSFPN_ERROR_FORMAT, { "\"model.0.bn.bias\"", "unknown dtype \"I64\"" } },
   { "unknown dtype f32", m_dtype_lowercase, CONTAINER, SSFPN_ERROR_FORMAT, { "unknown dtype \"f32\"" } },
   { "shape missing", m_shape_missing, CONTAINER, SSFPN_ERROR_FORMAT, { "\"shape\" is missing" } },
   { "shape not an array", m_shape_number, CONTAINER, SSFPN_ERROR_FORMAT, { "\"shape\" is not an array" } },
@@ -842,6 +848,14 @@ test_valid_variants (void)
   f = fake_tiny_model ();
   fake_add (f, "model.0.bn.num_batches_tracked", "[]", 1, 100.0f, 0.0f);
   check_opens ("valid, with num_batches_tracked", f);
+
+  /* PyTorch keeps num_batches_tracked as int64; a state_dict saved as is
+   * must load. */
+  f = fake_tiny_model ();
+  fake_add (f, "model.0.bn.num_batches_tracked", "[]", 1, 100.0f, 0.0f);
+  fake_set_storage (fake_find (f, "model.0.bn.num_batches_tracked"),
+                    STORE_I64);
+  check_opens ("valid, with an I64 num_batches_tracked", f);
 
   f = fake_tiny_model ();
   fake_meta (f, "ssfpn.bn_eps", "0.0001");

@@ -71,7 +71,15 @@ ssfpn_bf16_to_f32 (guint16 b)
 static gsize
 dtype_size (SsfpnDtype dtype)
 {
-  return dtype == SSFPN_DTYPE_F32 ? 4 : 2;
+  switch (dtype)
+    {
+    case SSFPN_DTYPE_F32:
+      return 4;
+    case SSFPN_DTYPE_I64:
+      return 8;
+    default:
+      return 2;
+    }
 }
 
 static const char *
@@ -85,6 +93,8 @@ dtype_name (SsfpnDtype dtype)
       return "F16";
     case SSFPN_DTYPE_BF16:
       return "BF16";
+    case SSFPN_DTYPE_I64:
+      return "I64";
     }
   return "?";
 }
@@ -108,6 +118,17 @@ ssfpn_st_tensor_to_f32 (const SsfpnStTensor *tensor)
           memcpy (&out[i], &bits, 4);
         }
 #endif
+      return out;
+    }
+
+  if (tensor->dtype == SSFPN_DTYPE_I64)
+    {
+      for (gsize i = 0; i < n; i++)
+        {
+          gint64 value;
+          memcpy (&value, tensor->data + 8 * i, 8);
+          out[i] = (float) GINT64_FROM_LE (value);
+        }
       return out;
     }
 
@@ -323,6 +344,9 @@ parse_tensor_entry (const char *source, const char *name, JsonNode *node,
     tensor->dtype = SSFPN_DTYPE_F16;
   else if (g_str_equal (dtype, "BF16"))
     tensor->dtype = SSFPN_DTYPE_BF16;
+  else if (g_str_equal (dtype, "I64")
+           && g_str_has_suffix (name, ".num_batches_tracked"))
+    tensor->dtype = SSFPN_DTYPE_I64;
   else
     {
       g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_FORMAT,

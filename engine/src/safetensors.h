@@ -14,6 +14,10 @@ typedef enum {
   SSFPN_DTYPE_F32,
   SSFPN_DTYPE_F16,
   SSFPN_DTYPE_BF16,
+  /* Accepted only for `*.num_batches_tracked`, which PyTorch keeps as
+   * int64 and the engine ignores: files saved straight from a state_dict
+   * load without editing. */
+  SSFPN_DTYPE_I64,
 } SsfpnDtype;
 
 typedef struct {

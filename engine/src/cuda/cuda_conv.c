@@ -41,11 +41,15 @@ typedef enum {
 } ConvTier;
 
 static const char *const tier_names[] = { "fused", "epilogue", "dense input" };
+G_STATIC_ASSERT (G_N_ELEMENTS (tier_names) == CUDA_CONV_TIERS);
 
 typedef struct {
   cudnnBackendDescriptor_t plan;
   int64_t workspace;
   int64_t engine_index;
+  int n_knobs;           /* -1: unknown, the choice cannot be cached */
+  int knob_types[CUDA_CONV_MAX_KNOBS];
+  int64_t knob_values[CUDA_CONV_MAX_KNOBS];
 } Candidate;
 
 struct _CudaConv {
@@ -62,6 +66,7 @@ struct _CudaConv {
   Candidate candidates[MAX_TUNE_CANDIDATES];
   int n_candidates;
   Candidate chosen;
+  gboolean from_cache;
   cudnnBackendDescriptor_t variant_pack;
   void *scratch_out;
   char *description;
@@ -500,6 +505,132 @@ tune_candidates (void)
   return CLAMP (n, 1, MAX_TUNE_CANDIDATES);
 }
 
+/* Finalises an execution plan for @config into @candidate; FALSE when cuDNN
+ * refuses it or it wants too much workspace. */
+static gboolean
+make_plan (CudaConv *conv, cudnnBackendDescriptor_t config,
+           Candidate *candidate)
+{
+  cudnnBackendDescriptor_t plan = NULL;
+  int64_t workspace = 0, count = 0;
+
+  if (cudnnBackendCreateDescriptor (CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR,
+                                    &plan) != CUDNN_STATUS_SUCCESS)
+    return FALSE;
+  if (cudnnBackendSetAttribute (plan, CUDNN_ATTR_EXECUTION_PLAN_HANDLE,
+                                CUDNN_TYPE_HANDLE, 1, &conv->handle)
+      != CUDNN_STATUS_SUCCESS
+      || cudnnBackendSetAttribute (plan,
+                                   CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG,
+                                   CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &config)
+         != CUDNN_STATUS_SUCCESS
+      || cudnnBackendFinalize (plan) != CUDNN_STATUS_SUCCESS
+      || cudnnBackendGetAttribute (plan,
+                                   CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE,
+                                   CUDNN_TYPE_INT64, 1, &count, &workspace)
+         != CUDNN_STATUS_SUCCESS
+      || workspace > MAX_WORKSPACE_BYTES) {
+    cudnnBackendDestroyDescriptor (plan);
+    return FALSE;
+  }
+  candidate->plan = plan;
+  candidate->workspace = workspace;
+  return TRUE;
+}
+
+/* The knob settings of @config, for the engine cache; n_knobs -1 when
+ * cuDNN does not tell. */
+static void
+read_knobs (cudnnBackendDescriptor_t config, Candidate *candidate)
+{
+  cudnnBackendDescriptor_t knobs[CUDA_CONV_MAX_KNOBS] = { 0 };
+  int64_t n = 0;
+  gboolean ok = TRUE;
+
+  for (int k = 0; k < CUDA_CONV_MAX_KNOBS && ok; k++)
+    ok = cudnnBackendCreateDescriptor (CUDNN_BACKEND_KNOB_CHOICE_DESCRIPTOR,
+                                       &knobs[k]) == CUDNN_STATUS_SUCCESS;
+  ok = ok && cudnnBackendGetAttribute (config, CUDNN_ATTR_ENGINECFG_KNOB_CHOICES,
+                                       CUDNN_TYPE_BACKEND_DESCRIPTOR,
+                                       CUDA_CONV_MAX_KNOBS, &n, knobs)
+             == CUDNN_STATUS_SUCCESS
+       && n >= 0 && n <= CUDA_CONV_MAX_KNOBS;
+  for (int64_t k = 0; ok && k < n; k++) {
+    cudnnBackendKnobType_t type;
+    int64_t value = 0, count = 0;
+
+    ok = cudnnBackendGetAttribute (knobs[k], CUDNN_ATTR_KNOB_CHOICE_KNOB_TYPE,
+                                   CUDNN_TYPE_KNOB_TYPE, 1, &count, &type)
+             == CUDNN_STATUS_SUCCESS
+         && cudnnBackendGetAttribute (knobs[k],
+                                      CUDNN_ATTR_KNOB_CHOICE_KNOB_VALUE,
+                                      CUDNN_TYPE_INT64, 1, &count, &value)
+            == CUDNN_STATUS_SUCCESS;
+    candidate->knob_types[k] = (int) type;
+    candidate->knob_values[k] = value;
+  }
+  candidate->n_knobs = ok ? (int) n : -1;
+  for (int k = 0; k < CUDA_CONV_MAX_KNOBS; k++)
+    if (knobs[k] != NULL)
+      cudnnBackendDestroyDescriptor (knobs[k]);
+}
+
+/* The engine config a cached choice describes, for @graph; NULL (and a
+ * debug message) when cuDNN refuses it. Its descriptors live as long as
+ * the convolution. */
+static cudnnBackendDescriptor_t
+config_from_choice (CudaConv *conv, cudnnBackendDescriptor_t graph,
+                    const CudaConvChoice *choice)
+{
+  cudnnBackendDescriptor_t engine = NULL, config = NULL;
+  cudnnBackendDescriptor_t knobs[CUDA_CONV_MAX_KNOBS] = { 0 };
+  GError *reason = NULL;
+  GError **error = &reason;
+
+  CUDNN_CHECK (create_descriptor (conv, CUDNN_BACKEND_ENGINE_DESCRIPTOR,
+                                  &engine));
+  CUDNN_CHECK (cudnnBackendSetAttribute (engine,
+                                         CUDNN_ATTR_ENGINE_OPERATION_GRAPH,
+                                         CUDNN_TYPE_BACKEND_DESCRIPTOR, 1,
+                                         &graph));
+  CUDNN_CHECK (cudnnBackendSetAttribute (engine, CUDNN_ATTR_ENGINE_GLOBAL_INDEX,
+                                         CUDNN_TYPE_INT64, 1,
+                                         &choice->engine_index));
+  CUDNN_CHECK (cudnnBackendFinalize (engine));
+  for (int k = 0; k < choice->n_knobs; k++) {
+    cudnnBackendKnobType_t type = (cudnnBackendKnobType_t) choice->knob_types[k];
+
+    CUDNN_CHECK (create_descriptor (conv, CUDNN_BACKEND_KNOB_CHOICE_DESCRIPTOR,
+                                    &knobs[k]));
+    CUDNN_CHECK (cudnnBackendSetAttribute (knobs[k],
+                                           CUDNN_ATTR_KNOB_CHOICE_KNOB_TYPE,
+                                           CUDNN_TYPE_KNOB_TYPE, 1, &type));
+    CUDNN_CHECK (cudnnBackendSetAttribute (knobs[k],
+                                           CUDNN_ATTR_KNOB_CHOICE_KNOB_VALUE,
+                                           CUDNN_TYPE_INT64, 1,
+                                           &choice->knob_values[k]));
+    CUDNN_CHECK (cudnnBackendFinalize (knobs[k]));
+  }
+  CUDNN_CHECK (create_descriptor (conv, CUDNN_BACKEND_ENGINECFG_DESCRIPTOR,
+                                  &config));
+  CUDNN_CHECK (cudnnBackendSetAttribute (config, CUDNN_ATTR_ENGINECFG_ENGINE,
+                                         CUDNN_TYPE_BACKEND_DESCRIPTOR, 1,
+                                         &engine));
+  if (choice->n_knobs > 0)
+    CUDNN_CHECK (cudnnBackendSetAttribute (config,
+                                           CUDNN_ATTR_ENGINECFG_KNOB_CHOICES,
+                                           CUDNN_TYPE_BACKEND_DESCRIPTOR,
+                                           choice->n_knobs, knobs));
+  CUDNN_CHECK (cudnnBackendFinalize (config));
+  return config;
+
+fail:
+  g_debug ("layer %d: cached engine %" G_GINT64_FORMAT " refused: %s",
+           conv->layer, choice->engine_index, reason->message);
+  g_clear_error (&reason);
+  return NULL;
+}
+
 /* Adds the execution plans of @graph's heuristic results (mode @mode) that
  * finalise, up to the tuning count. cuDNN refusing an engine is not an
  * error; only failures of the calls themselves are. */
@@ -540,35 +671,19 @@ collect_candidates (CudaConv *conv, cudnnBackendDescriptor_t graph,
                                            available, &returned, configs));
 
   for (int64_t i = 0; i < returned && conv->n_candidates < wanted; i++) {
-    cudnnBackendDescriptor_t plan = NULL;
-    int64_t workspace = 0, count = 0, index = engine_index (configs[i]);
+    Candidate *candidate = &conv->candidates[conv->n_candidates];
+    int64_t index = engine_index (configs[i]);
     gboolean duplicate = FALSE;
 
     for (int j = 0; j < conv->n_candidates; j++)
       duplicate |= conv->candidates[j].engine_index == index && index >= 0;
     if (duplicate || !numerics_acceptable (configs[i], conv->dtype))
       continue;
-    CUDNN_CHECK (cudnnBackendCreateDescriptor (CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR,
-                                               &plan));
-    if (cudnnBackendSetAttribute (plan, CUDNN_ATTR_EXECUTION_PLAN_HANDLE,
-                                  CUDNN_TYPE_HANDLE, 1, &conv->handle)
-        != CUDNN_STATUS_SUCCESS
-        || cudnnBackendSetAttribute (plan,
-                                     CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG,
-                                     CUDNN_TYPE_BACKEND_DESCRIPTOR, 1,
-                                     &configs[i]) != CUDNN_STATUS_SUCCESS
-        || cudnnBackendFinalize (plan) != CUDNN_STATUS_SUCCESS
-        || cudnnBackendGetAttribute (plan,
-                                     CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE,
-                                     CUDNN_TYPE_INT64, 1, &count, &workspace)
-           != CUDNN_STATUS_SUCCESS
-        || workspace > MAX_WORKSPACE_BYTES) {
-      cudnnBackendDestroyDescriptor (plan);
+    memset (candidate, 0, sizeof *candidate);
+    if (!make_plan (conv, configs[i], candidate))
       continue;
-    }
-    conv->candidates[conv->n_candidates].plan = plan;
-    conv->candidates[conv->n_candidates].workspace = workspace;
-    conv->candidates[conv->n_candidates].engine_index = index;
+    candidate->engine_index = index;
+    read_knobs (configs[i], candidate);
     conv->n_candidates++;
   }
   ok = TRUE;
@@ -582,16 +697,17 @@ fail:
   return ok;
 }
 
-/* Builds @tier's graph and collects its candidates; FALSE only on a failed
- * call (no candidates is not a failure). */
+/* Builds @tier's operation graph into *@graph, NULL when cuDNN rejects
+ * it; FALSE only on a failed call. */
 static gboolean
-try_tier (CudaConv *conv, const SsfpnConv2dParams *params, ConvTier tier,
-          GError **error)
+build_graph (CudaConv *conv, const SsfpnConv2dParams *params, ConvTier tier,
+             cudnnBackendDescriptor_t *result, GError **error)
 {
   cudnnBackendDescriptor_t ops[8], graph = NULL;
   int n_ops;
   GError *graph_error = NULL;
 
+  *result = NULL;
   n_ops = build_ops (conv, params, tier, ops, &graph_error);
   if (n_ops < 0) {
     /* A descriptor cuDNN rejects (strides, alignment) rules the tier out. */
@@ -612,6 +728,61 @@ try_tier (CudaConv *conv, const SsfpnConv2dParams *params, ConvTier tier,
              conv->layer, tier_names[tier]);
     return TRUE;
   }
+  *result = graph;
+  return TRUE;
+
+fail:
+  return FALSE;
+}
+
+/* The one candidate a cached choice names; FALSE (no candidate) when it
+ * cannot be rebuilt, and the caller searches as usual. */
+static gboolean
+try_cached (CudaConv *conv, const SsfpnConv2dParams *params,
+            const CudaConvChoice *choice, GError **error)
+{
+  cudnnBackendDescriptor_t graph = NULL, config;
+  Candidate *candidate = &conv->candidates[0];
+
+  if (choice->tier < TIER_FUSED || choice->tier > TIER_DENSE_INPUT
+      || (choice->tier == TIER_FUSED
+          && (params->accumulate || params->act == SSFPN_ACT_HARDSWISH)))
+    return TRUE;
+  conv->tier = (ConvTier) choice->tier;
+  if (!build_graph (conv, params, conv->tier, &graph, error))
+    return FALSE;
+  config = graph != NULL ? config_from_choice (conv, graph, choice) : NULL;
+  if (config == NULL)
+    return TRUE;
+  memset (candidate, 0, sizeof *candidate);
+  if (!make_plan (conv, config, candidate)) {
+    g_debug ("layer %d: cached engine %" G_GINT64_FORMAT " does not "
+             "finalise; searching again", conv->layer, choice->engine_index);
+    return TRUE;
+  }
+  candidate->engine_index = choice->engine_index;
+  candidate->n_knobs = choice->n_knobs;
+  memcpy (candidate->knob_types, choice->knob_types,
+          sizeof candidate->knob_types);
+  memcpy (candidate->knob_values, choice->knob_values,
+          sizeof candidate->knob_values);
+  conv->n_candidates = 1;
+  conv->from_cache = TRUE;
+  return TRUE;
+}
+
+/* Builds @tier's graph and collects its candidates; FALSE only on a failed
+ * call (no candidates is not a failure). */
+static gboolean
+try_tier (CudaConv *conv, const SsfpnConv2dParams *params, ConvTier tier,
+          GError **error)
+{
+  cudnnBackendDescriptor_t graph = NULL;
+
+  if (!build_graph (conv, params, tier, &graph, error))
+    return FALSE;
+  if (graph == NULL)
+    return TRUE;
   if (!collect_candidates (conv, graph, CUDNN_HEUR_MODE_A, error))
     return FALSE;
   if (conv->n_candidates == 0
@@ -685,7 +856,8 @@ epilogue_activation (SsfpnActivation act)
 
 CudaConv *
 cuda_conv_new (const SsfpnConv2dParams *params, const CudaConvSetup *setup,
-               cudaStream_t stream, GError **error)
+               const CudaConvChoice *cached, cudaStream_t stream,
+               GError **error)
 {
   CudaConv *conv = g_new0 (CudaConv, 1);
   float *krsc = NULL, *scale = NULL;
@@ -745,6 +917,8 @@ cuda_conv_new (const SsfpnConv2dParams *params, const CudaConvSetup *setup,
   conv->dense_input.data = (void *) (uintptr_t) 256;
   first_tier = params->accumulate || params->act == SSFPN_ACT_HARDSWISH
                ? TIER_EPILOGUE : TIER_FUSED;
+  if (cached != NULL && !try_cached (conv, params, cached, error))
+    goto fail;
   for (ConvTier tier = first_tier; tier <= TIER_DENSE_INPUT
        && conv->n_candidates == 0; tier++) {
     conv->tier = tier;
@@ -929,9 +1103,10 @@ cuda_conv_bind (CudaConv *conv, void *scratch_out, void *scratch_in,
     if (i != best)
       cudnnBackendDestroyDescriptor (conv->candidates[i].plan);
   conv->n_candidates = 0;
-  conv->description = g_strdup_printf ("%s, engine %" G_GINT64_FORMAT,
+  conv->description = g_strdup_printf ("%s, engine %" G_GINT64_FORMAT "%s",
                                        tier_names[conv->tier],
-                                       conv->chosen.engine_index);
+                                       conv->chosen.engine_index,
+                                       conv->from_cache ? " (cached)" : "");
   cudaEventDestroy (start);
   cudaEventDestroy (stop);
   return TRUE;
@@ -959,6 +1134,28 @@ cuda_conv_run (CudaConv *conv, cudaStream_t stream, GError **error)
 
 fail:
   return FALSE;
+}
+
+gboolean
+cuda_conv_get_choice (const CudaConv *conv, CudaConvChoice *choice)
+{
+  const Candidate *c = &conv->chosen;
+
+  if (c->plan == NULL || c->n_knobs < 0 || c->engine_index < 0)
+    return FALSE;
+  memset (choice, 0, sizeof *choice);
+  choice->tier = (int) conv->tier;
+  choice->engine_index = c->engine_index;
+  choice->n_knobs = c->n_knobs;
+  memcpy (choice->knob_types, c->knob_types, sizeof choice->knob_types);
+  memcpy (choice->knob_values, c->knob_values, sizeof choice->knob_values);
+  return TRUE;
+}
+
+gboolean
+cuda_conv_from_cache (const CudaConv *conv)
+{
+  return conv->from_cache;
 }
 
 const char *

@@ -24,6 +24,21 @@ G_BEGIN_DECLS
 
 typedef struct _CudaConv CudaConv;
 
+#define CUDA_CONV_MAX_KNOBS 32
+
+/* The engine picked for a convolution, enough to build it again without
+ * timing: the tier, cuDNN's global engine index and its knob settings.
+ * Stored by cuda_engine_cache.c. */
+typedef struct {
+  int tier;              /* 0 fused, 1 epilogue, 2 dense input */
+  int64_t engine_index;
+  int n_knobs;
+  int knob_types[CUDA_CONV_MAX_KNOBS];   /* cudnnBackendKnobType_t */
+  int64_t knob_values[CUDA_CONV_MAX_KNOBS];
+} CudaConvChoice;
+
+#define CUDA_CONV_TIERS 3
+
 typedef struct {
   cudnnHandle_t handle;  /* its stream is the plan's */
   CudaView input;        /* the channel slice the convolution reads */
@@ -33,9 +48,12 @@ typedef struct {
 } CudaConvSetup;
 
 /* Uploads the weights and finds the engine candidates; the views must hold
- * their final device pointers. */
+ * their final device pointers. With @cached (from the engine cache) that
+ * engine alone is built, and timing is skipped; when cuDNN refuses it the
+ * usual search runs instead. */
 CudaConv *cuda_conv_new (const SsfpnConv2dParams *params,
-                         const CudaConvSetup *setup, cudaStream_t stream,
+                         const CudaConvSetup *setup,
+                         const CudaConvChoice *cached, cudaStream_t stream,
                          GError **error);
 void cuda_conv_free (CudaConv *conv);
 
@@ -52,6 +70,13 @@ gboolean cuda_conv_bind (CudaConv *conv, void *scratch_out, void *scratch_in,
 
 /* Enqueues the convolution (and its epilogue) on the handle's stream. */
 gboolean cuda_conv_run (CudaConv *conv, cudaStream_t stream, GError **error);
+
+/* After bind(): the engine kept. FALSE when it cannot be described for the
+ * cache (cuDNN did not report its knobs). */
+gboolean cuda_conv_get_choice (const CudaConv *conv, CudaConvChoice *choice);
+
+/* TRUE when the engine came from the cache (no timing was done). */
+gboolean cuda_conv_from_cache (const CudaConv *conv);
 
 /* "fused, engine 12" and the like, for debug output and the bench. */
 const char *cuda_conv_describe (const CudaConv *conv);
