@@ -335,12 +335,16 @@ gst_ssfpn_detect_class_init (GstSsfpnDetectClass * klass)
    * GstSsfpnDetect:model-instance-id:
    *
    * Elements with the same id share one loaded model (its weights are in
-   * memory once). They must name the same model file.
+   * memory once); they must name the same model file. Those that also have
+   * the same device, precision, batch-size and input-size share one
+   * inference context (on a GPU: its stream) and take turns running it;
+   * the others get their own context on the shared model.
    */
   g_object_class_install_property (gobject_class, PROP_MODEL_INSTANCE_ID,
       g_param_spec_string ("model-instance-id", "Model instance id",
-          "Elements with the same id share one loaded model",
-          DEFAULT_PROP_MODEL_INSTANCE_ID, ready_flags));
+          "Elements with the same id share one loaded model and, with the "
+          "same device, precision, batch-size and input-size, one inference "
+          "context", DEFAULT_PROP_MODEL_INSTANCE_ID, ready_flags));
 
   /**
    * GstSsfpnDetect:post-messages:
@@ -815,7 +819,8 @@ gst_ssfpn_detect_start (GstBaseTransform * trans)
   GST_OBJECT_UNLOCK (self);
 
   self->queue = ssfpn_frame_queue_new ();
-  self->mapped = g_new0 (GstVideoFrame, ssfpn_inference_batch_size (inference));
+  self->mapped = g_new0 (GstVideoFrame,
+      ssfpn_inference_batch_size (inference));
   self->n_mapped = 0;
   self->frame_count = 0;
   GST_INFO_OBJECT (self, "started: %" GST_PTR_FORMAT, self->model_info);
@@ -1135,11 +1140,11 @@ drain (GstSsfpnDetect * self)
 static void
 discard_held_frames (GstSsfpnDetect * self)
 {
-  if (self->queue != NULL)
-    ssfpn_frame_queue_clear (self->queue);
   if (self->inference != NULL)
     ssfpn_inference_discard (self->inference);
   unmap_batch_frames (self);
+  if (self->queue != NULL)
+    ssfpn_frame_queue_clear (self->queue);
   self->frame_count = 0;
 }
 

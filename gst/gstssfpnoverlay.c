@@ -538,25 +538,32 @@ argb_to_ayuv_in_place (guint8 * pixels, gsize n_pixels,
   const double luma_offset = full_range ? 0.0 : 16.0;
   const double chroma_scale = full_range ? 1.0 : 224.0 / 255.0;
 
+  /* Fills and outlines are runs of one colour: convert each run once. */
+  guint32 last_argb = 0;
+  guint8 last_ayuv[4] = { 0, 0, 0, 0 };
+
   for (gsize i = 0; i < n_pixels; i++) {
     guint8 *pixel = pixels + 4 * i;
     guint32 argb;
     memcpy (&argb, pixel, sizeof argb);
-    guint alpha = argb >> 24;
-    if (alpha == 0) {
-      memset (pixel, 0, 4);
-      continue;
+    if (argb != last_argb) {
+      guint alpha = argb >> 24;
+      double r = alpha ? (((argb >> 16) & 0xff) * 255.0) / alpha : 0.0;
+      double g = alpha ? (((argb >> 8) & 0xff) * 255.0) / alpha : 0.0;
+      double b = alpha ? ((argb & 0xff) * 255.0) / alpha : 0.0;
+      double y = kr * r + (1.0 - kr - kb) * g + kb * b;
+      double cb = (b - y) / (2.0 * (1.0 - kb));
+      double cr = (r - y) / (2.0 * (1.0 - kr));
+      last_ayuv[0] = (guint8) alpha;
+      last_ayuv[1] = (guint8) CLAMP (lround (luma_offset + y * luma_scale),
+          0, 255);
+      last_ayuv[2] = (guint8) CLAMP (lround (128.0 + cb * chroma_scale), 0,
+          255);
+      last_ayuv[3] = (guint8) CLAMP (lround (128.0 + cr * chroma_scale), 0,
+          255);
+      last_argb = argb;
     }
-    double r = (((argb >> 16) & 0xff) * 255.0) / alpha;
-    double g = (((argb >> 8) & 0xff) * 255.0) / alpha;
-    double b = ((argb & 0xff) * 255.0) / alpha;
-    double y = kr * r + (1.0 - kr - kb) * g + kb * b;
-    double cb = (b - y) / (2.0 * (1.0 - kb));
-    double cr = (r - y) / (2.0 * (1.0 - kr));
-    pixel[0] = (guint8) alpha;
-    pixel[1] = (guint8) CLAMP (lround (luma_offset + y * luma_scale), 0, 255);
-    pixel[2] = (guint8) CLAMP (lround (128.0 + cb * chroma_scale), 0, 255);
-    pixel[3] = (guint8) CLAMP (lround (128.0 + cr * chroma_scale), 0, 255);
+    memcpy (pixel, last_ayuv, 4);
   }
 }
 

@@ -9,11 +9,24 @@
  *         a second run (CUDA graph replay) gives the same again;
  *   fp16: boxes of the candidate rows within 1e-2 relative, and at least
  *         99% of the CPU's detections matched (same class, IoU > 0.9).
+ * Then the frame path of ssfpn_context_detect:
+ *   the letterbox kernel against ssfpn_letterbox_run, bit for bit, for all
+ *   8 formats, both matrices and ranges, odd sizes, padded strides, up- and
+ *   downscaling;
+ *   GPU NMS against ssfpn_nms, bit for bit, on random raw outputs with many
+ *   overlaps (shared- and global-memory sorts, agnostic, class filter,
+ *   max_det, fewer frames than the batch, a results area that grows);
+ *   ssfpn_context_detect on cuda against cpu for a mixed batch of frames.
  */
 #include "buildconfig.h"
 #include "backend.h"
 #include "npy.h"
 #include "ssfpn/ssfpn.h"
+
+#if HAVE_CUDA
+#include <cuda_runtime_api.h>
+#include "cuda/cuda_detect_io.h"
+#endif
 
 #include <json-glib/json-glib.h>
 #include <math.h>
@@ -373,6 +386,375 @@ out:
   ssfpn_model_unref (model);
 }
 
+/* ---- frames and NMS on the GPU -------------------------------------------- */
+
+static guint32
+next_random (guint32 *state)
+{
+  *state ^= *state << 13;
+  *state ^= *state >> 17;
+  *state ^= *state << 5;
+  return *state;
+}
+
+/* A frame of @format with random samples and rows @pad bytes longer than
+ * needed; its bytes are returned for g_free. */
+static guint8 *
+make_frame (SsfpnFrame *frame, SsfpnFrameFormat format, int width, int height,
+            int pad, SsfpnColorMatrix matrix, SsfpnColorRange range,
+            guint32 seed)
+{
+  int chroma_w = (width + 1) / 2, chroma_h = (height + 1) / 2;
+  int row_bytes[3] = { 0 }, rows[3] = { height, chroma_h, chroma_h };
+  gsize offsets[3] = { 0 }, total = 0;
+  int n = ssfpn_frame_format_n_planes (format);
+  guint8 *data;
+
+  switch (format) {
+    case SSFPN_FRAME_NV12:
+      row_bytes[0] = width;
+      row_bytes[1] = 2 * chroma_w;
+      break;
+    case SSFPN_FRAME_I420:
+      row_bytes[0] = width;
+      row_bytes[1] = row_bytes[2] = chroma_w;
+      break;
+    case SSFPN_FRAME_RGB:
+    case SSFPN_FRAME_BGR:
+      row_bytes[0] = 3 * width;
+      break;
+    default:
+      row_bytes[0] = 4 * width;
+      break;
+  }
+  memset (frame, 0, sizeof *frame);
+  for (int p = 0; p < n; p++) {
+    offsets[p] = total;
+    frame->strides[p] = row_bytes[p] + pad;
+    total += (gsize) frame->strides[p] * rows[p];
+  }
+  data = g_malloc (total);
+  /* Smooth ramps plus noise: blends of neighbours differ. */
+  for (gsize i = 0; i < total; i++)
+    data[i] = (guint8) ((i * 7 / 5) + (next_random (&seed) & 63));
+  for (int p = 0; p < n; p++)
+    frame->planes[p] = data + offsets[p];
+  frame->format = format;
+  frame->width = width;
+  frame->height = height;
+  frame->matrix = matrix;
+  frame->range = range;
+  return data;
+}
+
+#if HAVE_CUDA
+
+/* The letterbox kernel's float32 output as (3, H, W), or FALSE. */
+static gboolean
+gpu_letterbox (const SsfpnFrame *frame, int height, int width, float *out)
+{
+  g_autoptr (GError) error = NULL;
+  CudaDetectIo *io = cuda_detect_io_new (1, 1, 1, NULL, &error);
+  gsize pixels = (gsize) height * width;
+  float *device = NULL, *nhwc = g_new (float, 3 * pixels);
+  cudaStream_t stream = NULL;
+  gboolean ok = FALSE;
+  CudaView view = { 0 };
+
+  if (io == NULL || cudaStreamCreate (&stream) != cudaSuccess
+      || cudaMalloc ((void **) &device, 3 * pixels * sizeof (float))
+         != cudaSuccess)
+    goto out;
+  view.data = device;
+  view.dtype = CUDA_DTYPE_F32;
+  view.batch = 1;
+  view.channels = 3;
+  view.height = height;
+  view.width = width;
+  view.item_stride = 3 * (int64_t) pixels;
+  view.pixel_stride = 3;
+  if (!cuda_detect_io_upload_frame (io, 0, frame, &view, stream, &error)
+      || cudaStreamSynchronize (stream) != cudaSuccess
+      || cudaMemcpy (nhwc, device, 3 * pixels * sizeof (float),
+                     cudaMemcpyDeviceToHost) != cudaSuccess)
+    goto out;
+  for (gsize i = 0; i < pixels; i++)
+    for (int c = 0; c < 3; c++)
+      out[c * pixels + i] = nhwc[3 * i + c];
+  ok = TRUE;
+
+out:
+  CHECK (ok, "GPU letterbox: %s", error ? error->message
+         : cudaGetErrorString (cudaGetLastError ()));
+  cudaFree (device);
+  if (stream != NULL)
+    cudaStreamDestroy (stream);
+  cuda_detect_io_free (io);
+  g_free (nhwc);
+  return ok;
+}
+
+static void
+check_letterbox_exact (void)
+{
+  static const int sizes[][2] = { { 37, 23 }, { 301, 157 }, { 128, 96 },
+                                  { 1, 5 } };
+  const int height = 96, width = 128;
+  gsize count = (gsize) 3 * height * width;
+  float *cpu = g_new (float, count), *gpu = g_new (float, count);
+  int cases = 0, exact = 0;
+
+  for (int format = SSFPN_FRAME_RGB; format <= SSFPN_FRAME_I420; format++) {
+    gboolean yuv = format == SSFPN_FRAME_NV12 || format == SSFPN_FRAME_I420;
+
+    for (int variant = 0; variant < (yuv ? 4 : 1); variant++)
+      for (guint s = 0; s < G_N_ELEMENTS (sizes); s++) {
+        g_autoptr (GError) error = NULL;
+        SsfpnFrame frame;
+        guint8 *bytes = make_frame (&frame, format, sizes[s][0], sizes[s][1],
+                                    (int) s * 3, variant & 1
+                                    ? SSFPN_COLOR_MATRIX_BT709
+                                    : SSFPN_COLOR_MATRIX_BT601, variant & 2
+                                    ? SSFPN_COLOR_RANGE_FULL
+                                    : SSFPN_COLOR_RANGE_LIMITED,
+                                    1234u + (guint32) s * 77u + format);
+        SsfpnLetterbox *lb = ssfpn_letterbox_new (frame.width, frame.height,
+                                                  width, height, &error);
+        gsize mismatches = 0;
+        double worst = 0.0;
+
+        cases++;
+        if (lb == NULL || !ssfpn_letterbox_run (lb, &frame, cpu, &error)
+            || !gpu_letterbox (&frame, height, width, gpu)) {
+          CHECK (FALSE, "letterbox format %d %dx%d: %s", format, frame.width,
+                 frame.height, error ? error->message : "GPU run failed");
+        } else {
+          for (gsize i = 0; i < count; i++)
+            if (cpu[i] != gpu[i]) {
+              mismatches++;
+              worst = MAX (worst, fabs ((double) cpu[i] - gpu[i]));
+            }
+          CHECK (mismatches == 0, "letterbox format %d variant %d %dx%d: %"
+                 G_GSIZE_FORMAT " of %" G_GSIZE_FORMAT " values differ from "
+                 "the CPU's (largest %.3g)", format, variant, frame.width,
+                 frame.height, mismatches, count, worst);
+          exact += mismatches == 0;
+        }
+        ssfpn_letterbox_free (lb);
+        g_free (bytes);
+      }
+  }
+  printf ("letterbox: %d of %d frame cases bit-exact against the CPU\n",
+          exact, cases);
+  g_free (cpu);
+  g_free (gpu);
+}
+
+/* Random raw output rows (cx, cy, w, h, obj, classes) crowded into a small
+ * area so that boxes overlap a lot, with some exact score ties. */
+static void
+fill_raw_output (float *output, int rows, int nc, guint32 seed)
+{
+  int columns = nc + 5;
+
+  for (int r = 0; r < rows; r++) {
+    float *row = output + (gsize) r * columns;
+
+    if (r > 0 && next_random (&seed) % 16 == 0) {
+      /* A tie: the same scores as the previous row, another box. */
+      memcpy (row + 4, row + 4 - columns, (nc + 1) * sizeof (float));
+    } else {
+      for (int k = 4; k < columns; k++)
+        row[k] = (float) (next_random (&seed) % 10000) / 10000.0f;
+    }
+    row[0] = (float) (next_random (&seed) % 20000) / 100.0f;
+    row[1] = (float) (next_random (&seed) % 20000) / 100.0f;
+    row[2] = 5.0f + (float) (next_random (&seed) % 5500) / 100.0f;
+    row[3] = 5.0f + (float) (next_random (&seed) % 5500) / 100.0f;
+  }
+}
+
+static void
+check_nms_exact (void)
+{
+  const int batch = 3, nc = 4, columns = nc + 5;
+  const int rows_options[] = { 700, 6000 };
+  const int wanted_classes[] = { 1, 3 };
+
+  for (guint ri = 0; ri < G_N_ELEMENTS (rows_options); ri++) {
+    const int rows = rows_options[ri];
+    gsize count = (gsize) batch * rows * columns;
+    float *output = g_new (float, count), *device = NULL;
+    g_autoptr (GError) error = NULL;
+    CudaDetectIo *io = NULL;
+    cudaStream_t stream = NULL;
+
+    fill_raw_output (output, rows, nc, 99u + rows);
+    if (cudaStreamCreate (&stream) != cudaSuccess
+        || cudaMalloc ((void **) &device, count * sizeof (float)) != cudaSuccess
+        || cudaMemcpy (device, output, count * sizeof (float),
+                       cudaMemcpyHostToDevice) != cudaSuccess
+        || (io = cuda_detect_io_new (batch, rows, nc, device, &error)) == NULL) {
+      CHECK (FALSE, "NMS setup: %s", error ? error->message
+             : cudaGetErrorString (cudaGetLastError ()));
+      goto next;
+    }
+    for (int variant = 0; variant < 7; variant++) {
+      SsfpnNmsOptions nms;
+      int n_frames = batch, capacity = MAX_DETECTIONS;
+      gboolean grown;
+      SsfpnDetection *gpu, cpu[1000];
+      int counts[3];
+      const char *what[] = { "defaults", "conf 0.001", "agnostic",
+                             "classes 1,3", "max_det 7", "2 of 3 frames",
+                             "max_det 0, room 1000" };
+
+      ssfpn_nms_options_init (&nms);
+      switch (variant) {
+        case 1: nms.conf_threshold = 0.001f; break;
+        case 2: nms.agnostic = TRUE; break;
+        case 3: nms.classes = wanted_classes; nms.n_classes = 2; break;
+        case 4: nms.max_detections = 7; break;
+        case 5: n_frames = 2; nms.iou_threshold = 0.7f; break;
+        case 6: nms.max_detections = 0; nms.conf_threshold = 0.01f;
+                capacity = 1000; break;
+        default: break;
+      }
+      gpu = g_new0 (SsfpnDetection, (gsize) batch * capacity);
+      if (!cuda_detect_io_set_nms (io, &nms, n_frames, capacity, &grown,
+                                   &error)
+          || !cuda_detect_io_enqueue (io, stream, &error)
+          || cudaStreamSynchronize (stream) != cudaSuccess) {
+        CHECK (FALSE, "NMS %s: %s", what[variant], error ? error->message
+               : cudaGetErrorString (cudaGetLastError ()));
+        g_free (gpu);
+        continue;
+      }
+      CHECK (grown == (variant == 6), "NMS %s: results area grown %d",
+             what[variant], grown);
+      cuda_detect_io_results (io, n_frames, gpu, capacity, counts);
+      for (int f = 0; f < n_frames; f++) {
+        int n = ssfpn_nms (output + (gsize) f * rows * columns, rows, nc,
+                           &nms, cpu, capacity);
+        int differ = n != counts[f];
+
+        for (int k = 0; !differ && k < n; k++) {
+          const SsfpnDetection *a = &cpu[k], *b = &gpu[(gsize) f * capacity + k];
+          differ = a->x1 != b->x1 || a->y1 != b->y1 || a->x2 != b->x2
+                   || a->y2 != b->y2 || a->confidence != b->confidence
+                   || a->class_id != b->class_id;
+        }
+        CHECK (!differ, "NMS %s, %d rows, frame %d: GPU kept %d, CPU %d, "
+               "or they differ", what[variant], rows, f, counts[f], n);
+        if (f == 0)
+          printf ("NMS %-22s %5d rows: %3d detections, %s\n", what[variant],
+                  rows, n, differ ? "DIFFERENT" : "identical");
+      }
+      g_free (gpu);
+    }
+
+  next:
+    cuda_detect_io_free (io);
+    cudaFree (device);
+    if (stream != NULL)
+      cudaStreamDestroy (stream);
+    g_free (output);
+  }
+}
+
+#endif /* HAVE_CUDA */
+
+/* ssfpn_context_detect on cuda against cpu: a batch of differently sized
+ * frames of different formats, called twice (staging reused, graph
+ * replayed), then with a larger frame (staging grown). */
+static void
+check_context_detect (JsonArray *cases)
+{
+  g_autoptr (GError) error = NULL;
+  SsfpnModel *model = any_model (cases);
+  SsfpnNmsOptions nms;
+  SsfpnFrame nv12, bgrx, i420;
+  guint8 *bytes[3];
+  const char *devices[2] = { "cpu", "cuda" };
+  SsfpnDetection *found[2][3];
+  int counts[2][3][2];
+
+  if (model == NULL)
+    return;
+  ssfpn_nms_options_init (&nms);
+  nms.conf_threshold = 0.05f;
+  bytes[0] = make_frame (&nv12, SSFPN_FRAME_NV12, 641, 359, 64,
+                         SSFPN_COLOR_MATRIX_BT709, SSFPN_COLOR_RANGE_LIMITED,
+                         7u);
+  bytes[1] = make_frame (&bgrx, SSFPN_FRAME_BGRX, 301, 157, 0,
+                         SSFPN_COLOR_MATRIX_BT601, SSFPN_COLOR_RANGE_FULL, 8u);
+  bytes[2] = make_frame (&i420, SSFPN_FRAME_I420, 1281, 721, 3,
+                         SSFPN_COLOR_MATRIX_BT601, SSFPN_COLOR_RANGE_LIMITED,
+                         9u);
+  memset (found, 0, sizeof found);
+  memset (counts, 0, sizeof counts);
+  for (int d = 0; d < 2; d++) {
+    SsfpnContextOptions options;
+    SsfpnContext *context;
+
+    ssfpn_context_options_init (&options);
+    options.device = devices[d];
+    options.precision = SSFPN_PRECISION_FP32;
+    options.batch = 2;
+    options.height = 128;
+    options.width = 160;
+    context = ssfpn_context_new (model, &options, &error);
+    CHECK (context != NULL, "detect on %s: %s", devices[d],
+           error ? error->message : "");
+    g_clear_error (&error);
+    if (context == NULL)
+      continue;
+    /* Calls 0 and 1 reuse the staging and replay; call 2's second frame
+     * is larger than any that slot has seen, so its staging grows. */
+    for (int call = 0; call < 3; call++) {
+      SsfpnFrame frames[2] = { nv12, call < 2 ? bgrx : i420 };
+
+      found[d][call] = g_new0 (SsfpnDetection, 2 * MAX_DETECTIONS);
+      CHECK (ssfpn_context_detect (context, frames, 2, &nms, found[d][call],
+                                   MAX_DETECTIONS, counts[d][call], &error),
+             "detect on %s, call %d: %s", devices[d], call,
+             error ? error->message : "");
+      g_clear_error (&error);
+    }
+    ssfpn_context_free (context);
+  }
+
+  for (int call = 0; call < 3 && found[1][call] != NULL; call++)
+    for (int f = 0; f < 2; f++) {
+      int n_cpu = counts[0][call][f], n_gpu = counts[1][call][f];
+      double worst = 0.0;
+      gboolean same = n_cpu == n_gpu;
+
+      for (int k = 0; same && k < n_cpu; k++) {
+        const SsfpnDetection *a = &found[0][call][f * MAX_DETECTIONS + k];
+        const SsfpnDetection *b = &found[1][call][f * MAX_DETECTIONS + k];
+        float av[4] = { a->x1, a->y1, a->x2, a->y2 };
+        float bv[4] = { b->x1, b->y1, b->x2, b->y2 };
+
+        same &= a->class_id == b->class_id;
+        for (int i = 0; i < 4; i++)
+          worst = MAX (worst, fabs ((double) av[i] - bv[i])
+                              / MAX (fabs ((double) av[i]), 1.0));
+      }
+      CHECK (same && worst < 1e-3, "context detect call %d frame %d: cpu %d "
+             "detections, cuda %d, box error %.3g", call, f, n_cpu, n_gpu,
+             worst);
+      printf ("detect call %d frame %d: %d detections, box error %.2e\n",
+              call, f, n_cpu, worst);
+    }
+  for (int d = 0; d < 2; d++)
+    for (int call = 0; call < 3; call++)
+      g_free (found[d][call]);
+  for (int i = 0; i < 3; i++)
+    g_free (bytes[i]);
+  ssfpn_model_unref (model);
+}
+
 int
 main (void)
 {
@@ -404,5 +786,10 @@ main (void)
   }
   for (guint i = 0; i < json_array_get_length (cases); i++)
     check_case (json_array_get_object_element (cases, i));
+#if HAVE_CUDA
+  check_letterbox_exact ();
+  check_nms_exact ();
+#endif
+  check_context_detect (cases);
   return finish (0);
 }

@@ -47,6 +47,7 @@ from ssfpn_ref.model import Model  # noqa: E402
 from ssfpn_ref.model_file import (write_model_file, round_to_dtype,  # noqa: E402
                                   _decode)
 from ssfpn_ref.modules import DEFAULT_BN_EPS  # noqa: E402
+from ssfpn_ref.fixtures import synthetic_images  # noqa: E402
 
 # Module names a configuration may use (model-format.md), and the Python
 # class name a built layer of each has.
@@ -547,16 +548,16 @@ def find_ssfpn(explicit):
                       '(build it with meson and ninja, see README.md)')
 
 
-def torch_reference_output(model, x, dtype):
-    """model(x)[0] in float64, with the weights rounded as the file stores
-    them; YOLOv5's cached Detect grids are dropped so they are rebuilt in
-    float64."""
+def torch_output(model, x, dtype, precision=torch.float64):
+    """model(x)[0] computed in precision, with the weights rounded as the
+    file stores them; YOLOv5's cached Detect grids are dropped so they are
+    rebuilt in that precision."""
     model = copy.deepcopy(model).eval()
     with torch.no_grad():
         for t in list(model.parameters()) + list(model.buffers()):
             if t.is_floating_point():
                 t.copy_(round_to_dtype(t, dtype))
-    model = model.double()
+    model = model.to(precision)
     for m in model.modules():
         if type(m).__name__ in ('Detect',):
             for attr in ('grid', 'anchor_grid'):
@@ -565,7 +566,7 @@ def torch_reference_output(model, x, dtype):
         if isinstance(m, nn.Upsample) and not hasattr(m, 'recompute_scale_factor'):
             m.recompute_scale_factor = None  # pickled by torch < 1.11
     with torch.no_grad():
-        out = model(x.double())
+        out = model(x.to(precision))
     if isinstance(out, (tuple, list)):
         out = out[0]
     return out.numpy()
@@ -603,16 +604,29 @@ def check_size(size, stride):
 
 
 def check_model_file(exported, path, dtype, ssfpn, size, batch, seed):
+    """Compare `ssfpn run` with PyTorch on synthetic images (shapes and
+    gradients rather than uniform noise, which drives a trained network far
+    outside its BatchNorm statistics).  PyTorch's own float32 error is
+    reported beside the engine's, to tell a badly conditioned network from
+    a wrong export."""
     stride = [int(s) for s in exported.reference.stride.tolist()]
     h, w = check_size(size, stride)
-    g = torch.Generator().manual_seed(seed)
-    x = torch.rand((batch, 3, h, w), generator=g, dtype=torch.float32)
-    expected = torch_reference_output(exported.torch_model, x, dtype)
+    x = synthetic_images(batch, h, w, seed).float()
+    expected = torch_output(exported.torch_model, x, dtype)
     got = run_ssfpn(ssfpn, path, x)
     box_rel, prob_abs = compare_outputs(got, expected)
+    torch_box, torch_prob = compare_outputs(
+        torch_output(exported.torch_model, x, dtype, torch.float32), expected)
+    passed = box_rel < BOX_REL_TOLERANCE and prob_abs < PROB_ABS_TOLERANCE
+    # Where PyTorch's own float32 run misses the tolerances, the network is
+    # too sensitive to rounding on this input for them to mean anything; the
+    # engine must then be as close as float32 PyTorch is.
+    like_torch = box_rel <= max(BOX_REL_TOLERANCE, 2 * torch_box) and \
+        prob_abs <= max(PROB_ABS_TOLERANCE, 2 * torch_prob)
     return {'input': [batch, 3, h, w], 'box_rel_error': box_rel,
-            'prob_abs_error': prob_abs,
-            'passed': box_rel < BOX_REL_TOLERANCE and prob_abs < PROB_ABS_TOLERANCE}
+            'prob_abs_error': prob_abs, 'torch_fp32_box_rel_error': torch_box,
+            'torch_fp32_prob_abs_error': torch_prob, 'passed': passed,
+            'within_torch_fp32_error': like_torch}
 
 
 # ------------------------------------------------------------------ main
@@ -686,12 +700,16 @@ def main(argv=None):
         print(f'export.py: {e}', file=sys.stderr)
         return 1
     print(json.dumps(report))
-    if args.check and not report['check']['passed']:
-        print(f'export.py: {args.output}: ssfpn output differs from PyTorch\'s: box '
-              f'relative error {report["check"]["box_rel_error"]:.3g}, probability '
-              f'error {report["check"]["prob_abs_error"]:.3g} (limits '
-              f'{BOX_REL_TOLERANCE:g}, {PROB_ABS_TOLERANCE:g})', file=sys.stderr)
-        return 1
+    check = report.get('check')
+    if check and not check['passed']:
+        level = 'warning' if check['within_torch_fp32_error'] else 'error'
+        print(f'export.py: {level}: {args.output}: ssfpn output differs from '
+              f'PyTorch\'s (float64) by {check["box_rel_error"]:.3g} (boxes, '
+              f'relative) and {check["prob_abs_error"]:.3g} (probabilities); '
+              f'limits {BOX_REL_TOLERANCE:g}, {PROB_ABS_TOLERANCE:g}; PyTorch\'s '
+              f'own float32 errors: {check["torch_fp32_box_rel_error"]:.3g}, '
+              f'{check["torch_fp32_prob_abs_error"]:.3g}', file=sys.stderr)
+        return 0 if check['within_torch_fp32_error'] else 1
     return 0
 
 

@@ -14,6 +14,7 @@ import json
 import os
 import sys
 from concurrent.futures import ProcessPoolExecutor
+from io import BytesIO
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -40,7 +41,6 @@ def write_one(job):
     pil = Image.fromarray(image)
     if fmt == 'png':
         if quality is not None:  # the degradation still happens, losslessly stored
-            from io import BytesIO
             buf = BytesIO()
             pil.save(buf, 'JPEG', quality=quality)
             pil = Image.open(BytesIO(buf.getvalue())).convert('RGB')

@@ -1,23 +1,56 @@
 /* `ssfpn bench MODEL [--batch 1,8,32] [--size S] [--iterations N]
- * [--warmup N] [--json]`: network latency per batch size, and NMS time per
- * image measured separately. Pre-processing is not timed: the frame API
- * that does it is not part of this build yet, and it is reported as n/a. */
+ * [--warmup N] [--json]`: per batch size, three scopes, each timed on its
+ * own and labelled:
+ *   A  the network alone;
+ *   B  the network plus Detect decode and NMS;
+ *   C  1920x1080 NV12 frames in host memory to detections in host memory
+ *      (ssfpn_context_detect: letterbox, network, NMS, boxes to frame
+ *      pixels).
+ * A backend that can run on input already on its device (the CUDA backend)
+ * is timed that way for A and B, with no host copies; the CPU backend times
+ * A as ssfpn_context_run and B as that plus ssfpn_nms per image. NMS alone
+ * per image on the host is reported as well. */
 #include "cli.h"
+#include "context.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define PREPROCESS_NOTE "n/a: the frame pre-processing API is not in this build yet"
+#define FRAME_WIDTH 1920
+#define FRAME_HEIGHT 1080
+#define MAX_DETECTIONS 300
+
+enum { SCOPE_A, SCOPE_B, SCOPE_C, N_SCOPES };
+
+static const char *const scope_ids[N_SCOPES] = { "A", "B", "C" };
+
+typedef struct {
+  double median_ms, p99_ms, mean_ms, min_ms;
+  double images_per_s;            /* batch / median latency */
+} Timing;
 
 typedef struct {
   int batch;
-  double median_ms, p99_ms, mean_ms, min_ms;
-  double images_per_s;            /* batch / median latency */
-  double nms_median_ms, nms_p99_ms; /* per image */
-  double detections_mean;         /* per image, on the benchmark input */
+  Timing scopes[N_SCOPES];        /* per batch */
+  double nms_median_ms, nms_p99_ms; /* host NMS alone, per image */
+  double detections_mean;         /* per image, host NMS on the bench input */
+  double frame_detections_mean;   /* per frame, scope C */
 } BatchResult;
 
+/* What one timed step needs. */
+typedef struct {
+  SsfpnContext *context;
+  gboolean resident;              /* A and B through plan_run_resident */
+  int batch, rows, columns, nc;
+  float *input, *output;
+  SsfpnFrame *frames;             /* (batch), all the same picture */
+  SsfpnNmsOptions nms;
+  SsfpnDetection *detections;     /* (batch, MAX_DETECTIONS) */
+  int *counts;                    /* (batch) */
+} BenchState;
+
+typedef gboolean (*BenchStep) (BenchState *state, GError **error);
 static int
 compare_doubles (const void *a, const void *b)
 {
@@ -55,69 +88,167 @@ fill_input (float *input, gsize count)
     }
 }
 
+/* A synthetic 1080p NV12 picture (limited range BT.709, as cameras send):
+ * a gradient with noise, so the letterbox reads varied samples. */
+static guint8 *
+make_nv12 (SsfpnFrame *frame)
+{
+  const int chroma_rows = (FRAME_HEIGHT + 1) / 2;
+  gsize luma = (gsize) FRAME_WIDTH * FRAME_HEIGHT;
+  guint8 *data = g_malloc (luma + (gsize) FRAME_WIDTH * chroma_rows);
+  guint32 state = 88172645u;
+
+  for (int y = 0; y < FRAME_HEIGHT + chroma_rows; y++)
+    for (int x = 0; x < FRAME_WIDTH; x++)
+      {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        data[(gsize) y * FRAME_WIDTH + x]
+          = (guint8) (16 + (x + y) % 200 + (state & 15));
+      }
+  memset (frame, 0, sizeof *frame);
+  frame->format = SSFPN_FRAME_NV12;
+  frame->width = FRAME_WIDTH;
+  frame->height = FRAME_HEIGHT;
+  frame->planes[0] = data;
+  frame->planes[1] = data + luma;
+  frame->strides[0] = frame->strides[1] = FRAME_WIDTH;
+  frame->matrix = SSFPN_COLOR_MATRIX_BT709;
+  frame->range = SSFPN_COLOR_RANGE_LIMITED;
+  return data;
+}
+
+static gboolean
+step_network (BenchState *s, GError **error)
+{
+  if (s->resident)
+    return s->context->backend->plan_run_resident (s->context->plan, NULL,
+                                                   error);
+  return ssfpn_context_run (s->context, s->input, s->output, error);
+}
+
+static gboolean
+step_network_nms (BenchState *s, GError **error)
+{
+  if (s->resident)
+    return s->context->backend->plan_run_resident (s->context->plan, &s->nms,
+                                                   error);
+  if (!ssfpn_context_run (s->context, s->input, s->output, error))
+    return FALSE;
+  for (int i = 0; i < s->batch; i++)
+    s->counts[i] = ssfpn_nms (s->output + (gsize) i * s->rows * s->columns,
+                              s->rows, s->nc, &s->nms,
+                              s->detections + (gsize) i * MAX_DETECTIONS,
+                              MAX_DETECTIONS);
+  return TRUE;
+}
+
+static gboolean
+step_frames (BenchState *s, GError **error)
+{
+  return ssfpn_context_detect (s->context, s->frames, s->batch, &s->nms,
+                               s->detections, MAX_DETECTIONS, s->counts,
+                               error);
+}
+
+static gboolean
+time_scope (BenchState *state, BenchStep step, int iterations, int warmup,
+            double *times, Timing *timing, GError **error)
+{
+  for (int i = 0; i < warmup; i++)
+    if (!step (state, error))
+      return FALSE;
+  for (int i = 0; i < iterations; i++)
+    {
+      double start = cli_now ();
+      if (!step (state, error))
+        return FALSE;
+      times[i] = (cli_now () - start) * 1e3;
+    }
+  summarise (times, iterations, &timing->median_ms, &timing->p99_ms,
+             &timing->mean_ms, &timing->min_ms);
+  timing->images_per_s = state->batch / (timing->median_ms * 1e-3);
+  return TRUE;
+}
+
 static gboolean
 bench_batch (const CliCommand *command, SsfpnModel *model, int batch,
              int height, int width, int iterations, int warmup,
              BatchResult *result, char **device, SsfpnPrecision *precision,
-             GError **error)
+             gboolean *resident, GError **error)
 {
   SsfpnContextOptions options;
+  BenchState s = { 0 };
+  static const BenchStep steps[N_SCOPES] = { step_network, step_network_nms,
+                                             step_frames };
+  double *times = g_new (double, iterations);
+  guint8 *picture = NULL;
+  gboolean ok = FALSE;
+
   cli_context_options (command, &options);
   options.batch = batch;
   options.height = height;
   options.width = width;
-  SsfpnContext *context = ssfpn_context_new (model, &options, error);
-  if (context == NULL)
-    return FALSE;
+  s.context = ssfpn_context_new (model, &options, error);
+  if (s.context == NULL)
+    goto out;
   g_free (*device);
-  *device = g_strdup (ssfpn_context_device (context));
-  *precision = ssfpn_context_precision (context);
+  *device = g_strdup (ssfpn_context_device (s.context));
+  *precision = ssfpn_context_precision (s.context);
+  s.resident = s.context->backend->plan_run_resident != NULL;
+  *resident = s.resident;
+  s.batch = batch;
+  s.rows = ssfpn_context_output_rows (s.context);
+  s.columns = ssfpn_model_output_columns (model);
+  s.nc = ssfpn_model_num_classes (model);
+  ssfpn_nms_options_init (&s.nms);
 
-  const int rows = ssfpn_context_output_rows (context);
-  const int columns = ssfpn_model_output_columns (model);
   const gsize input_count = (gsize) batch * 3 * height * width;
-  const gsize output_count = (gsize) batch * rows * columns;
-  float *input = g_try_new (float, input_count);
-  float *output = g_try_new (float, output_count);
-  double *times = g_new (double, iterations);
-  SsfpnDetection *dets = g_new (SsfpnDetection, 300);
-  gboolean ok = FALSE;
-
-  if (input == NULL || output == NULL)
+  const gsize output_count = (gsize) batch * s.rows * s.columns;
+  s.input = g_try_new (float, input_count);
+  s.output = g_try_new (float, output_count);
+  s.detections = g_new (SsfpnDetection, (gsize) batch * MAX_DETECTIONS);
+  s.counts = g_new0 (int, batch);
+  s.frames = g_new (SsfpnFrame, batch);
+  if (s.input == NULL || s.output == NULL)
     {
       g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_RUNTIME,
                    "batch %d at %dx%d: cannot allocate the input and output "
                    "buffers", batch, height, width);
       goto out;
     }
-  fill_input (input, input_count);
+  fill_input (s.input, input_count);
+  picture = make_nv12 (&s.frames[0]);
+  for (int i = 1; i < batch; i++)
+    s.frames[i] = s.frames[0];
 
-  for (int i = 0; i < warmup; i++)
-    if (!ssfpn_context_run (context, input, output, error))
-      goto out;
-  for (int i = 0; i < iterations; i++)
-    {
-      double start = cli_now ();
-      if (!ssfpn_context_run (context, input, output, error))
-        goto out;
-      times[i] = (cli_now () - start) * 1e3;
-    }
+  /* Puts the bench input on the device for the resident scopes, and gives
+   * the host NMS its output. */
+  if (!ssfpn_context_run (s.context, s.input, s.output, error))
+    goto out;
   result->batch = batch;
-  summarise (times, iterations, &result->median_ms, &result->p99_ms,
-             &result->mean_ms, &result->min_ms);
-  result->images_per_s = batch / (result->median_ms * 1e-3);
+  for (int scope = 0; scope < N_SCOPES; scope++)
+    if (!time_scope (&s, steps[scope], iterations, warmup, times,
+                     &result->scopes[scope], error))
+      {
+        g_prefix_error (error, "scope %s: ", scope_ids[scope]);
+        goto out;
+      }
+  double frame_detections = 0;
+  for (int i = 0; i < batch; i++)
+    frame_detections += s.counts[i];
+  result->frame_detections_mean = frame_detections / batch;
 
-  /* NMS with detect.py's defaults on the last output, one image at a
-   * time, cycling through the batch. */
-  SsfpnNmsOptions nms;
-  ssfpn_nms_options_init (&nms);
-  const int nc = ssfpn_model_num_classes (model);
+  /* Host NMS alone with detect.py's defaults, one image at a time, cycling
+   * through the batch's raw output. */
   double detections = 0, unused_mean, unused_min;
   for (int i = 0; i < iterations; i++)
     {
-      const float *image = output + (gsize) (i % batch) * rows * columns;
+      const float *image = s.output + (gsize) (i % batch) * s.rows * s.columns;
       double start = cli_now ();
-      detections += ssfpn_nms (image, rows, nc, &nms, dets, 300);
+      detections += ssfpn_nms (image, s.rows, s.nc, &s.nms, s.detections,
+                               MAX_DETECTIONS);
       times[i] = (cli_now () - start) * 1e3;
     }
   summarise (times, iterations, &result->nms_median_ms, &result->nms_p99_ms,
@@ -126,12 +257,36 @@ bench_batch (const CliCommand *command, SsfpnModel *model, int batch,
   ok = TRUE;
 
 out:
-  g_free (dets);
+  g_free (picture);
+  g_free (s.frames);
+  g_free (s.counts);
+  g_free (s.detections);
   g_free (times);
-  g_free (output);
-  g_free (input);
-  ssfpn_context_free (context);
+  g_free (s.output);
+  g_free (s.input);
+  if (s.context != NULL)
+    ssfpn_context_free (s.context);
   return ok;
+}
+
+/* What each scope timed, for the table and the JSON. */
+static const char *
+scope_name (int scope, gboolean resident)
+{
+  switch (scope)
+    {
+    case SCOPE_A:
+      return resident
+        ? "network only: input already on the device, CUDA graph replay"
+        : "network only: ssfpn_context_run, float32 input and output in host memory";
+    case SCOPE_B:
+      return resident
+        ? "network + Detect decode + NMS on the device, detections to host memory"
+        : "network (ssfpn_context_run) + NMS on the host for every image";
+    default:
+      return "1920x1080 NV12 frames in host memory to detections in host "
+             "memory (ssfpn_context_detect)";
+    }
 }
 
 static const char *
@@ -149,9 +304,19 @@ add_number (JsonBuilder *b, const char *name, double value)
 }
 
 static void
+add_timing (JsonBuilder *b, const Timing *t)
+{
+  add_number (b, "median_ms", t->median_ms);
+  add_number (b, "p99_ms", t->p99_ms);
+  add_number (b, "mean_ms", t->mean_ms);
+  add_number (b, "min_ms", t->min_ms);
+  add_number (b, "images_per_s", t->images_per_s);
+}
+
+static void
 print_json (const SsfpnModel *model, const char *device, SsfpnPrecision precision,
             int threads, int height, int width, int iterations, int warmup,
-            const BatchResult *results, int n_results)
+            gboolean resident, const BatchResult *results, int n_results)
 {
   g_autoptr (JsonBuilder) b = json_builder_new ();
   json_builder_begin_object (b);
@@ -176,8 +341,17 @@ print_json (const SsfpnModel *model, const char *device, SsfpnPrecision precisio
   json_builder_add_int_value (b, warmup);
   json_builder_set_member_name (b, "gflops_per_image");
   json_builder_add_double_value (b, ssfpn_model_gflops (model, height, width));
-  json_builder_set_member_name (b, "preprocess");
-  json_builder_add_string_value (b, PREPROCESS_NOTE);
+  json_builder_set_member_name (b, "frame");
+  json_builder_add_string_value (b, "NV12 1920x1080");
+  /* What each scope times, by id. */
+  json_builder_set_member_name (b, "scope_names");
+  json_builder_begin_object (b);
+  for (int scope = 0; scope < N_SCOPES; scope++)
+    {
+      json_builder_set_member_name (b, scope_ids[scope]);
+      json_builder_add_string_value (b, scope_name (scope, resident));
+    }
+  json_builder_end_object (b);
 
   json_builder_set_member_name (b, "results");
   json_builder_begin_array (b);
@@ -187,13 +361,20 @@ print_json (const SsfpnModel *model, const char *device, SsfpnPrecision precisio
       json_builder_begin_object (b);
       json_builder_set_member_name (b, "batch");
       json_builder_add_int_value (b, r->batch);
+      json_builder_set_member_name (b, "scopes");
+      json_builder_begin_object (b);
+      for (int scope = 0; scope < N_SCOPES; scope++)
+        {
+          json_builder_set_member_name (b, scope_ids[scope]);
+          json_builder_begin_object (b);
+          add_timing (b, &r->scopes[scope]);
+          json_builder_end_object (b);
+        }
+      json_builder_end_object (b);
+      /* Scope A again under its older name, for existing readers. */
       json_builder_set_member_name (b, "network");
       json_builder_begin_object (b);
-      add_number (b, "median_ms", r->median_ms);
-      add_number (b, "p99_ms", r->p99_ms);
-      add_number (b, "mean_ms", r->mean_ms);
-      add_number (b, "min_ms", r->min_ms);
-      add_number (b, "images_per_s", r->images_per_s);
+      add_timing (b, &r->scopes[SCOPE_A]);
       json_builder_end_object (b);
       json_builder_set_member_name (b, "postprocess_per_image");
       json_builder_begin_object (b);
@@ -201,8 +382,7 @@ print_json (const SsfpnModel *model, const char *device, SsfpnPrecision precisio
       add_number (b, "p99_ms", r->nms_p99_ms);
       add_number (b, "detections_mean", r->detections_mean);
       json_builder_end_object (b);
-      json_builder_set_member_name (b, "preprocess_per_image");
-      json_builder_add_null_value (b);
+      add_number (b, "frame_detections_mean", r->frame_detections_mean);
       json_builder_end_object (b);
     }
   json_builder_end_array (b);
@@ -216,25 +396,32 @@ print_json (const SsfpnModel *model, const char *device, SsfpnPrecision precisio
 static void
 print_table (const SsfpnModel *model, const char *device, SsfpnPrecision precision,
              int threads, int height, int width, int iterations, int warmup,
-             const BatchResult *results, int n_results)
+             gboolean resident, const BatchResult *results, int n_results)
 {
   printf ("model      %s\n", ssfpn_model_path (model));
   printf ("device     %s, %s, threads %d%s\n", device, precision_name (precision),
           threads, threads == 0 ? " (all cores)" : "");
   printf ("input      %dx%d, %.4g GFLOPs per image\n", height, width,
           ssfpn_model_gflops (model, height, width));
-  printf ("timing     %d iterations after %d warm-up runs\n\n", iterations, warmup);
-  printf ("%6s  %12s  %12s  %10s  %12s  %12s  %14s\n", "batch", "median ms",
-          "p99 ms", "images/s", "NMS med ms", "NMS p99 ms", "pre-processing");
+  printf ("timing     %d iterations after %d warm-up runs, per scope\n",
+          iterations, warmup);
+  for (int scope = 0; scope < N_SCOPES; scope++)
+    printf ("scope %s    %s\n", scope_ids[scope], scope_name (scope, resident));
+  printf ("\n%6s  %5s  %12s  %12s  %10s\n", "batch", "scope", "median ms",
+          "p99 ms", "images/s");
   for (int i = 0; i < n_results; i++)
-    {
-      const BatchResult *r = &results[i];
-      printf ("%6d  %12.3f  %12.3f  %10.1f  %12.4f  %12.4f  %14s\n", r->batch,
-              r->median_ms, r->p99_ms, r->images_per_s, r->nms_median_ms,
-              r->nms_p99_ms, "n/a");
-    }
-  printf ("\nNMS times are per image (detect.py defaults, on the output of the "
-          "benchmark input).\npre-processing: %s\n", PREPROCESS_NOTE);
+    for (int scope = 0; scope < N_SCOPES; scope++)
+      {
+        const Timing *t = &results[i].scopes[scope];
+        printf ("%6d  %5s  %12.3f  %12.3f  %10.1f\n", results[i].batch,
+                scope_ids[scope], t->median_ms, t->p99_ms, t->images_per_s);
+      }
+  printf ("\nLatency is per batch. NMS alone on the host, per image "
+          "(detect.py defaults):\n");
+  for (int i = 0; i < n_results; i++)
+    printf ("  batch %d: median %.4f ms, p99 %.4f ms, %.1f detections\n",
+            results[i].batch, results[i].nms_median_ms, results[i].nms_p99_ms,
+            results[i].detections_mean);
 }
 
 int
@@ -262,11 +449,13 @@ cmd_bench (int argc, char **argv)
   BatchResult *results = NULL;
   char *device = NULL;
   SsfpnPrecision precision = SSFPN_PRECISION_FP32;
+  gboolean resident = FALSE;
   int status = CLI_EXIT_OK;
 
   cli_command_init (&command, "bench", "MODEL",
-                    "Times the network per batch size (median and p99 latency, "
-                    "images/s) and, separately, NMS per image.", entries);
+                    "Times three scopes per batch size (median and p99 latency, "
+                    "images/s): A the network, B network and NMS, C 1080p "
+                    "NV12 frames in host memory to detections.", entries);
   if (!cli_command_parse (&command, &argc, &argv))
     {
       status = CLI_EXIT_USAGE;
@@ -315,7 +504,8 @@ cmd_bench (int argc, char **argv)
   results = g_new0 (BatchResult, n_batches);
   for (int i = 0; i < n_batches; i++)
     if (!bench_batch (&command, model, batches[i], height, width, iterations,
-                      warmup, &results[i], &device, &precision, &error))
+                      warmup, &results[i], &device, &precision, &resident,
+                      &error))
       {
         g_prefix_error (&error, "batch %d: ", batches[i]);
         goto failed;
@@ -323,10 +513,10 @@ cmd_bench (int argc, char **argv)
 
   if (as_json)
     print_json (model, device, precision, command.common.threads, height, width,
-                iterations, warmup, results, n_batches);
+                iterations, warmup, resident, results, n_batches);
   else
     print_table (model, device, precision, command.common.threads, height, width,
-                 iterations, warmup, results, n_batches);
+                 iterations, warmup, resident, results, n_batches);
   goto out;
 
 failed:

@@ -66,10 +66,13 @@ static GPtrArray *
 list_images (const char *dataset, GError **error)
 {
   g_autofree char *folder = g_build_filename (dataset, "images", NULL);
-  g_autoptr (GDir) dir = g_dir_open (folder, 0, error);
+  g_autoptr (GError) local = NULL;
+  g_autoptr (GDir) dir = g_dir_open (folder, 0, &local);
   if (dir == NULL)
     {
-      g_prefix_error (error, "dataset %s: ", dataset);
+      g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_IO,
+                   "dataset %s: cannot list its images: %s", dataset,
+                   local->message);
       return NULL;
     }
   GPtrArray *names = g_ptr_array_new_with_free_func (g_free);
@@ -145,8 +148,8 @@ read_labels (const char *dataset, EvalImage *image, int n_classes,
       if (!ok || count != 5)
         {
           g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_FORMAT,
-                       "%s:%d: expected 'class cx cy w h' (5 numbers)", path,
-                       n + 1);
+                       "%s:%d: expected 'class cx cy w h' (5 numbers), got "
+                       "'%s'", path, n + 1, lines[n]);
           return FALSE;
         }
       if (v[0] != floor (v[0]) || v[0] < 0 || v[0] >= n_classes)

@@ -20,8 +20,8 @@
 
 #include "ssfpn/ssfpn.h"
 
-#define T COCO_N_IOU_THRESHOLDS
-#define R COCO_N_RECALL_THRESHOLDS
+#define N_IOU COCO_N_IOU_THRESHOLDS
+#define N_RECALL COCO_N_RECALL_THRESHOLDS
 
 /* pycocotools' areaRng, bounds included at both ends. */
 static const double area_bounds[COCO_N_AREAS][2] = {
@@ -45,21 +45,21 @@ linspace (double start, double stop, int n, int index)
 double
 coco_iou_threshold (int index)
 {
-  return linspace (0.5, 0.95, T, index);
+  return linspace (0.5, 0.95, N_IOU, index);
 }
 
 static double
 recall_threshold (int index)
 {
-  return linspace (0.0, 1.0, R, index);
+  return linspace (0.0, 1.0, N_RECALL, index);
 }
 
 /* One class and area range over all images: the detections evaluated, in
  * image order and within an image by score, and what they matched. */
 typedef struct {
   GArray *scores;   /* double */
-  GArray *matched;  /* guint8 [T] per detection */
-  GArray *ignored;  /* guint8 [T] per detection */
+  GArray *matched;  /* guint8 [N_IOU] per detection */
+  GArray *ignored;  /* guint8 [N_IOU] per detection */
   int n_positives;  /* ground truths not ignored */
   gboolean any;     /* some image had a ground truth or a detection */
 } Accumulator;
@@ -68,8 +68,8 @@ static void
 accumulator_init (Accumulator *acc)
 {
   acc->scores = g_array_new (FALSE, FALSE, sizeof (double));
-  acc->matched = g_array_new (FALSE, FALSE, T);
-  acc->ignored = g_array_new (FALSE, FALSE, T);
+  acc->matched = g_array_new (FALSE, FALSE, N_IOU);
+  acc->ignored = g_array_new (FALSE, FALSE, N_IOU);
   acc->n_positives = 0;
   acc->any = FALSE;
 }
@@ -139,8 +139,8 @@ typedef struct {
   guint8 *gt_ignored;
   int *gt_order;
   guint8 *gt_matched;
-  guint8 *det_matched;  /* [T][det] */
-  guint8 *det_ignored;  /* [T][det] */
+  guint8 *det_matched;  /* [N_IOU][det] */
+  guint8 *det_ignored;  /* [N_IOU][det] */
 } ImageClass;
 
 static void
@@ -204,9 +204,9 @@ image_class_match (ImageClass *ic, CocoAreaRange area, Accumulator *acc)
     if (ic->gt_ignored[g])
       ic->gt_order[n_order++] = g;
 
-  memset (ic->det_matched, 0, (gsize) T * D);
-  memset (ic->det_ignored, 0, (gsize) T * D);
-  for (int t = 0; t < T; t++)
+  memset (ic->det_matched, 0, (gsize) N_IOU * D);
+  memset (ic->det_ignored, 0, (gsize) N_IOU * D);
+  for (int t = 0; t < N_IOU; t++)
     {
       guint8 *det_matched = ic->det_matched + t * D;
       guint8 *det_ignored = ic->det_ignored + t * D;
@@ -246,8 +246,8 @@ image_class_match (ImageClass *ic, CocoAreaRange area, Accumulator *acc)
 
   for (int d = 0; d < D; d++)
     {
-      guint8 matched[T], ignored[T];
-      for (int t = 0; t < T; t++)
+      guint8 matched[N_IOU], ignored[N_IOU];
+      for (int t = 0; t < N_IOU; t++)
         {
           matched[t] = ic->det_matched[t * D + d];
           ignored[t] = ic->det_ignored[t * D + d];
@@ -259,14 +259,14 @@ image_class_match (ImageClass *ic, CocoAreaRange area, Accumulator *acc)
 }
 
 /* accumulate for one class and area range: the precision at each recall
- * threshold averaged, per IoU threshold, into @mean_precision[T]; -1 when
+ * threshold averaged, per IoU threshold, into @mean_precision[N_IOU]; -1 when
  * there is no ground truth to recall. */
 static void
 accumulate (const Accumulator *acc, double *mean_precision)
 {
   if (!acc->any || acc->n_positives == 0)
     {
-      for (int t = 0; t < T; t++)
+      for (int t = 0; t < N_IOU; t++)
         mean_precision[t] = -1.0;
       return;
     }
@@ -285,16 +285,16 @@ accumulate (const Accumulator *acc, double *mean_precision)
     }
   qsort (ranked, n, sizeof *ranked, compare_ranked);
 
-  for (int t = 0; t < T; t++)
+  for (int t = 0; t < N_IOU; t++)
     {
       double tp = 0.0, fp = 0.0;
       /* Ignored detections stay in the list, adding to neither count. */
       for (int i = 0; i < n; i++)
         {
           int p = ranked[i].position;
-          if (!ignored[p * T + t])
+          if (!ignored[p * N_IOU + t])
             {
-              if (matched[p * T + t])
+              if (matched[p * N_IOU + t])
                 tp += 1.0;
               else
                 fp += 1.0;
@@ -311,7 +311,7 @@ accumulate (const Accumulator *acc, double *mean_precision)
        * (searchsorted, side left); none reaching it counts 0. */
       double sum = 0.0;
       int i = 0;
-      for (int r = 0; r < R; r++)
+      for (int r = 0; r < N_RECALL; r++)
         {
           double threshold = recall_threshold (r);
           while (i < n && recall[i] < threshold)
@@ -320,7 +320,7 @@ accumulate (const Accumulator *acc, double *mean_precision)
             break;
           sum += precision[i];
         }
-      mean_precision[t] = sum / R;
+      mean_precision[t] = sum / N_RECALL;
     }
 
   g_free (ranked);
@@ -423,7 +423,7 @@ summarize_class (const CocoEvalResult *result, int class_id, int first,
   CocoEvalResult one = *result;
   one.n_classes = 1;
   one.mean_precision = result->mean_precision
-                       + (gsize) class_id * COCO_N_AREAS * T;
+                       + (gsize) class_id * COCO_N_AREAS * N_IOU;
   return summarize (&one, COCO_AREA_ALL, first, last);
 }
 
@@ -431,7 +431,7 @@ double
 coco_eval_mean_precision (const CocoEvalResult *result, int class_id,
                           CocoAreaRange area, int threshold)
 {
-  return result->mean_precision[((gsize) class_id * COCO_N_AREAS + area) * T
+  return result->mean_precision[((gsize) class_id * COCO_N_AREAS + area) * N_IOU
                                 + threshold];
 }
 
@@ -465,8 +465,8 @@ coco_evaluate (const CocoImage *images, int n_images, int n_classes,
     .gt_ignored = g_new (guint8, MAX (max_gts, 1)),
     .gt_order = g_new (int, MAX (max_gts, 1)),
     .gt_matched = g_new (guint8, MAX (max_gts, 1)),
-    .det_matched = g_new (guint8, MAX ((gsize) T * kept, 1)),
-    .det_ignored = g_new (guint8, MAX ((gsize) T * kept, 1)),
+    .det_matched = g_new (guint8, MAX ((gsize) N_IOU * kept, 1)),
+    .det_ignored = g_new (guint8, MAX ((gsize) N_IOU * kept, 1)),
   };
   Ranked *ranked = g_new (Ranked, MAX (max_dets, 1));
   Accumulator accs[COCO_N_AREAS];
@@ -478,7 +478,7 @@ coco_evaluate (const CocoImage *images, int n_images, int n_classes,
   result->class_ap50 = g_new (double, n_classes);
   result->class_instances = g_new0 (int, n_classes);
   result->class_detections = g_new0 (int, n_classes);
-  result->mean_precision = g_new (double, (gsize) n_classes * COCO_N_AREAS * T);
+  result->mean_precision = g_new (double, (gsize) n_classes * COCO_N_AREAS * N_IOU);
 
   for (int k = 0; k < n_classes; k++)
     {
@@ -494,18 +494,18 @@ coco_evaluate (const CocoImage *images, int n_images, int n_classes,
         }
       for (int a = 0; a < COCO_N_AREAS; a++)
         accumulate (&accs[a], result->mean_precision
-                              + ((gsize) k * COCO_N_AREAS + a) * T);
+                              + ((gsize) k * COCO_N_AREAS + a) * N_IOU);
     }
 
-  result->ap = summarize (result, COCO_AREA_ALL, 0, T - 1);
+  result->ap = summarize (result, COCO_AREA_ALL, 0, N_IOU - 1);
   result->ap50 = summarize (result, COCO_AREA_ALL, 0, 0);
   result->ap75 = summarize (result, COCO_AREA_ALL, 5, 5);
-  result->ap_small = summarize (result, COCO_AREA_SMALL, 0, T - 1);
-  result->ap_medium = summarize (result, COCO_AREA_MEDIUM, 0, T - 1);
-  result->ap_large = summarize (result, COCO_AREA_LARGE, 0, T - 1);
+  result->ap_small = summarize (result, COCO_AREA_SMALL, 0, N_IOU - 1);
+  result->ap_medium = summarize (result, COCO_AREA_MEDIUM, 0, N_IOU - 1);
+  result->ap_large = summarize (result, COCO_AREA_LARGE, 0, N_IOU - 1);
   for (int k = 0; k < n_classes; k++)
     {
-      result->class_ap[k] = summarize_class (result, k, 0, T - 1);
+      result->class_ap[k] = summarize_class (result, k, 0, N_IOU - 1);
       result->class_ap50[k] = summarize_class (result, k, 0, 0);
     }
 

@@ -8,6 +8,7 @@ struct _SsfpnDetectState {
   float *output;                /* (batch, rows, 5 + nc) */
   SsfpnLetterbox **letterboxes; /* one per batch slot, kept while the frame
                                  * size stays the same */
+  int slots;
 };
 
 void
@@ -15,6 +16,8 @@ ssfpn_detect_state_free (SsfpnDetectState *state)
 {
   if (state == NULL)
     return;
+  for (int i = 0; i < state->slots; i++)
+    ssfpn_letterbox_free (state->letterboxes[i]);
   g_free (state->input);
   g_free (state->output);
   g_free (state->letterboxes);
@@ -33,6 +36,7 @@ detect_state_get (SsfpnContext *context)
     state->input = g_new0 (float, image * context->batch);
     state->output = g_new0 (float, rows * context->batch);
     state->letterboxes = g_new0 (SsfpnLetterbox *, context->batch);
+    state->slots = context->batch;
     context->detect = state;
   }
   return context->detect;

@@ -244,25 +244,43 @@ expected_count (const gchar * name)
           (name), "detections"));
 }
 
-/* The plugin's own model cache (the test must not link a second copy):
- * how many elements hold a model-instance-id. */
+/* A function of the plugin's own model cache (the test must not link a
+ * second copy). */
+static gpointer
+model_cache_function (const gchar * name)
+{
+  gpointer function = NULL;
+  GstPlugin *plugin = gst_plugin_load_by_name ("ssfpn");
+  fail_unless (plugin != NULL);
+  GModule *module = g_module_open (gst_plugin_get_filename (plugin),
+      G_MODULE_BIND_LAZY);
+  fail_unless (module != NULL);
+  fail_unless (g_module_symbol (module, name, &function), "no %s", name);
+  /* The module stays open with the plugin. */
+  gst_object_unref (plugin);
+  return function;
+}
+
+/* How many elements hold the model of a model-instance-id. */
 static int
 model_cache_users (const gchar * instance_id)
 {
   static int (*users) (const char *) = NULL;
 
-  if (users == NULL) {
-    GstPlugin *plugin = gst_plugin_load_by_name ("ssfpn");
-    fail_unless (plugin != NULL);
-    GModule *module = g_module_open (gst_plugin_get_filename (plugin),
-        G_MODULE_BIND_LAZY);
-    fail_unless (module != NULL);
-    fail_unless (g_module_symbol (module, "ssfpn_model_cache_users",
-            (gpointer *) & users));
-    /* The module stays open with the plugin. */
-    gst_object_unref (plugin);
-  }
+  if (users == NULL)
+    users = model_cache_function ("ssfpn_model_cache_users");
   return users (instance_id);
+}
+
+/* How many distinct inference contexts the elements of an id hold. */
+static int
+model_cache_contexts (const gchar * instance_id)
+{
+  static int (*contexts) (const char *) = NULL;
+
+  if (contexts == NULL)
+    contexts = model_cache_function ("ssfpn_model_cache_contexts");
+  return contexts (instance_id);
 }
 
 /* ---- harness ----------------------------------------------------------- */
@@ -1057,6 +1075,8 @@ GST_START_TEST (test_shared_model_instances)
   GstHarness *a = harness_new ("model-instance-id=shared-test");
   GstHarness *b = harness_new ("model-instance-id=shared-test batch-size=2");
   fail_unless_equals_int (model_cache_users ("shared-test"), 2);
+  /* One model, but a context per batch size. */
+  fail_unless_equals_int (model_cache_contexts ("shared-test"), 2);
 
   gst_harness_set_src_caps (a, caps_for_case ("seq-0"));
   gst_harness_set_src_caps (b, caps_for_case ("seq-0"));
@@ -1091,10 +1111,236 @@ GST_START_TEST (test_shared_model_instances)
 
   gst_harness_teardown (a);
   fail_unless_equals_int (model_cache_users ("shared-test"), 1);
+  fail_unless_equals_int (model_cache_contexts ("shared-test"), 1);
   gst_harness_teardown (b);
   fail_unless_equals_int (model_cache_users ("shared-test"), 0);
+  fail_unless_equals_int (model_cache_contexts ("shared-test"), 0);
   g_unlink (other);
   g_free (other);
+}
+
+GST_END_TEST;
+
+/* Every detection structure of @buffer, in order, as text: equal strings
+ * mean bit-identical results (doubles are written to round trip). The
+ * analytics id is a per-buffer counter, not a result. */
+static gchar *
+detections_text (GstBuffer * buffer)
+{
+  GString *text = g_string_new (NULL);
+  guint n;
+  GstVideoRegionOfInterestMeta **metas = roi_metas (buffer, &n);
+  for (guint i = 0; i < n; i++) {
+    GstStructure *s = gst_structure_copy
+        (gst_video_region_of_interest_meta_get_param (metas[i], "detection"));
+    gst_structure_remove_field (s, "analytics_id");
+    gchar *one = gst_structure_to_string (s);
+    g_string_append_printf (text, "%s@%u,%u,%u,%u;", one, metas[i]->x,
+        metas[i]->y, metas[i]->w, metas[i]->h);
+    g_free (one);
+    gst_structure_free (s);
+  }
+  g_free (metas);
+  return g_string_free (text, FALSE);
+}
+
+/* What an element with no model-instance-id finds in sequence[0..n-1]. */
+static gchar **
+unshared_detections (const gchar * properties, guint n)
+{
+  GstHarness *h = harness_new (properties);
+  gst_harness_set_src_caps (h, caps_for_case (sequence[0]));
+  for (guint i = 0; i < n; i++)
+    fail_unless_equals_int (gst_harness_push (h,
+            buffer_for_case (sequence[i % G_N_ELEMENTS (sequence)], i)),
+        GST_FLOW_OK);
+  fail_unless (gst_harness_push_event (h, gst_event_new_eos ()));
+  gchar **texts = g_new0 (gchar *, n + 1);
+  for (guint i = 0; i < n; i++) {
+    GstBuffer *out = gst_harness_pull (h);
+    texts[i] = detections_text (out);
+    gst_buffer_unref (out);
+  }
+  gst_harness_teardown (h);
+  return texts;
+}
+
+static GstPadProbeReturn
+keep_buffer (GstPad * pad, GstPadProbeInfo * info, gpointer user_data)
+{
+  g_ptr_array_add (user_data, gst_buffer_ref (GST_PAD_PROBE_INFO_BUFFER
+          (info)));
+  return GST_PAD_PROBE_OK;
+}
+
+/* A tee feeding three elements with one id: two with the same settings
+ * share one context (each branch has its own streaming thread, so they use
+ * it concurrently), the third with another batch size gets its own on the
+ * same model. Every branch finds exactly what an unshared element finds. */
+GST_START_TEST (test_shared_context_in_pipeline)
+{
+  const guint n_frames = G_N_ELEMENTS (sequence);
+  const gchar *branch_props[] = { "", "", "batch-size=2" };
+  GString *launch = g_string_new ("appsrc name=src format=time ! tee name=t");
+  for (guint b = 0; b < G_N_ELEMENTS (branch_props); b++)
+    g_string_append_printf (launch, " t. ! queue ! ssfpndetect name=d%u "
+        "model=\"%s\" model-instance-id=tee-test %s ! fakesink name=sink%u "
+        "sync=false", b, model_path, branch_props[b], b);
+  GError *error = NULL;
+  GstElement *pipeline = gst_parse_launch (launch->str, &error);
+  fail_unless (pipeline != NULL, "%s", error ? error->message : "");
+  g_string_free (launch, TRUE);
+
+  GPtrArray *received[G_N_ELEMENTS (branch_props)];
+  for (guint b = 0; b < G_N_ELEMENTS (branch_props); b++) {
+    received[b] = g_ptr_array_new_with_free_func ((GDestroyNotify)
+        gst_buffer_unref);
+    gchar *name = g_strdup_printf ("sink%u", b);
+    GstElement *sink = gst_bin_get_by_name (GST_BIN (pipeline), name);
+    GstPad *pad = gst_element_get_static_pad (sink, "sink");
+    gst_pad_add_probe (pad, GST_PAD_PROBE_TYPE_BUFFER, keep_buffer,
+        received[b], NULL);
+    gst_object_unref (pad);
+    gst_object_unref (sink);
+    g_free (name);
+  }
+
+  GstElement *src = gst_bin_get_by_name (GST_BIN (pipeline), "src");
+  GstCaps *caps = caps_for_case (sequence[0]);
+  g_object_set (src, "caps", caps, NULL);
+  gst_caps_unref (caps);
+  fail_unless (gst_element_set_state (pipeline, GST_STATE_PLAYING)
+      != GST_STATE_CHANGE_FAILURE);
+  fail_unless_equals_int (model_cache_users ("tee-test"), 3);
+  fail_unless_equals_int (model_cache_contexts ("tee-test"), 2);
+  for (guint i = 0; i < n_frames; i++) {
+    GstFlowReturn ret;
+    GstBuffer *buffer = buffer_for_case (sequence[i], i);
+    g_signal_emit_by_name (src, "push-buffer", buffer, &ret);
+    gst_buffer_unref (buffer);
+    fail_unless_equals_int (ret, GST_FLOW_OK);
+  }
+  GstFlowReturn ret;
+  g_signal_emit_by_name (src, "end-of-stream", &ret);
+  gst_object_unref (src);
+
+  GstBus *bus = gst_element_get_bus (pipeline);
+  GstMessage *msg = gst_bus_timed_pop_filtered (bus, 120 * GST_SECOND,
+      GST_MESSAGE_EOS | GST_MESSAGE_ERROR);
+  fail_unless (msg != NULL);
+  fail_unless_equals_int (GST_MESSAGE_TYPE (msg), GST_MESSAGE_EOS);
+  gst_message_unref (msg);
+  gst_object_unref (bus);
+  gst_element_set_state (pipeline, GST_STATE_NULL);
+  gst_object_unref (pipeline);
+  fail_unless_equals_int (model_cache_users ("tee-test"), 0);
+  fail_unless_equals_int (model_cache_contexts ("tee-test"), 0);
+
+  gchar **expected = unshared_detections (NULL, n_frames);
+  for (guint b = 0; b < G_N_ELEMENTS (branch_props); b++) {
+    fail_unless_equals_int (received[b]->len, n_frames);
+    for (guint i = 0; i < n_frames; i++) {
+      GstBuffer *out = g_ptr_array_index (received[b], i);
+      check_detections (out, sequence[i]);
+      gchar *got = detections_text (out);
+      fail_unless_equals_string (got, expected[i]);
+      g_free (got);
+    }
+    g_ptr_array_unref (received[b]);
+  }
+  g_strfreev (expected);
+}
+
+GST_END_TEST;
+
+typedef struct
+{
+  GstHarness *harness;
+  guint n_frames;
+  guint first;                  /* the sequence frame this thread starts at */
+  GMutex *gate_lock;
+  GCond *gate;
+  gboolean *open;
+  guint failed_pushes;
+} PushJob;
+
+static gpointer
+push_frames (gpointer data)
+{
+  PushJob *job = data;
+
+  /* Both threads start together, to overlap as much as possible. */
+  g_mutex_lock (job->gate_lock);
+  while (!*job->open)
+    g_cond_wait (job->gate, job->gate_lock);
+  g_mutex_unlock (job->gate_lock);
+
+  for (guint i = 0; i < job->n_frames; i++) {
+    guint k = (job->first + i) % G_N_ELEMENTS (sequence);
+    if (gst_harness_push (job->harness, buffer_for_case (sequence[k], i))
+        != GST_FLOW_OK)
+      job->failed_pushes++;
+  }
+  if (!gst_harness_push_event (job->harness, gst_event_new_eos ()))
+    job->failed_pushes++;
+  return NULL;
+}
+
+/* Two threads push through two elements that share a context; the lock
+ * around each engine call keeps their batches apart, so each frame gets
+ * its own detections. (Run it in an ASan build; the gate makes the calls
+ * overlap.) */
+GST_START_TEST (test_shared_context_two_threads)
+{
+  const guint n_frames = 24;
+  GMutex gate_lock;
+  GCond gate;
+  gboolean open = FALSE;
+  PushJob jobs[2];
+  GThread *threads[2];
+
+  g_mutex_init (&gate_lock);
+  g_cond_init (&gate);
+  for (guint t = 0; t < 2; t++) {
+    jobs[t] = (PushJob) {
+      .harness = harness_new ("model-instance-id=threads-test batch-size=2"),
+      .n_frames = n_frames, .first = t * 3, .gate_lock = &gate_lock,
+      .gate = &gate, .open = &open,
+    };
+    gst_harness_set_src_caps (jobs[t].harness, caps_for_case (sequence[0]));
+  }
+  fail_unless_equals_int (model_cache_users ("threads-test"), 2);
+  fail_unless_equals_int (model_cache_contexts ("threads-test"), 1);
+
+  for (guint t = 0; t < 2; t++)
+    threads[t] = g_thread_new ("pusher", push_frames, &jobs[t]);
+  g_mutex_lock (&gate_lock);
+  open = TRUE;
+  g_cond_broadcast (&gate);
+  g_mutex_unlock (&gate_lock);
+  for (guint t = 0; t < 2; t++)
+    g_thread_join (threads[t]);
+
+  gchar **expected = unshared_detections (NULL, G_N_ELEMENTS (sequence));
+  for (guint t = 0; t < 2; t++) {
+    fail_unless_equals_int (jobs[t].failed_pushes, 0);
+    fail_unless_equals_int (gst_harness_buffers_received (jobs[t].harness),
+        n_frames);
+    for (guint i = 0; i < n_frames; i++) {
+      guint k = (jobs[t].first + i) % G_N_ELEMENTS (sequence);
+      GstBuffer *out = gst_harness_pull (jobs[t].harness);
+      check_detections (out, sequence[k]);
+      gchar *got = detections_text (out);
+      fail_unless_equals_string (got, expected[k]);
+      g_free (got);
+      gst_buffer_unref (out);
+    }
+    gst_harness_teardown (jobs[t].harness);
+  }
+  g_strfreev (expected);
+  fail_unless_equals_int (model_cache_contexts ("threads-test"), 0);
+  g_mutex_clear (&gate_lock);
+  g_cond_clear (&gate);
 }
 
 GST_END_TEST;
@@ -1108,9 +1354,11 @@ GST_START_TEST (test_start_stop_cycles)
     fail_unless (gst_element_set_state (e, GST_STATE_PAUSED)
         != GST_STATE_CHANGE_FAILURE);
     fail_unless_equals_int (model_cache_users ("cycles"), 1);
+    fail_unless_equals_int (model_cache_contexts ("cycles"), 1);
     fail_unless (gst_element_set_state (e, GST_STATE_NULL)
         == GST_STATE_CHANGE_SUCCESS);
     fail_unless_equals_int (model_cache_users ("cycles"), 0);
+    fail_unless_equals_int (model_cache_contexts ("cycles"), 0);
   }
   gst_object_unref (e);
 }
@@ -1201,6 +1449,8 @@ ssfpndetect_suite (void)
   tcase_add_test (tc, test_flush_discards_partial_batch);
   tcase_add_test (tc, test_renegotiation_drains_batch);
   tcase_add_test (tc, test_shared_model_instances);
+  tcase_add_test (tc, test_shared_context_in_pipeline);
+  tcase_add_test (tc, test_shared_context_two_threads);
   tcase_add_test (tc, test_start_stop_cycles);
   tcase_add_test (tc, test_pipeline_500_buffers);
   suite_add_tcase (s, tc);

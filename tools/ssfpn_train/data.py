@@ -2,8 +2,9 @@
 scale and translation, HSV colour jitter and flips.
 
 A sample is (uint8 tensor (3, S, S), labels (n, 6) float32 rows
-[0, class, cx, cy, w, h] normalised to S); collate() writes the batch index
-into column 0, as YOLOv5's loss expects.
+[0, class, cx, cy, w, h] normalised to S, HSV gains (3,)); collate() writes
+the batch index into column 0, as YOLOv5's loss expects.  The HSV jitter
+itself is applied to the batch on the device (apply_hsv_gains).
 """
 
 import os
@@ -58,18 +59,35 @@ def keep_boxes(before, after, min_side=2.0, min_area_kept=0.4):
     return (w >= min_side) & (h >= min_side) & (w * h / area_before >= min_area_kept)
 
 
-def hsv_jitter(image, rng, hgain, sgain, vgain):
-    """YOLOv5's HSV augmentation through PIL's HSV (hue in 0-255)."""
-    r = rng.uniform(-1, 1, 3) * [hgain, sgain, vgain] + 1
-    x = np.arange(256, dtype=np.float32)
-    lut_h = ((x * r[0]) % 256).astype(np.uint8)
-    lut_s = np.clip(x * r[1], 0, 255).astype(np.uint8)
-    lut_v = np.clip(x * r[2], 0, 255).astype(np.uint8)
-    hsv = np.asarray(Image.fromarray(image).convert('HSV')).copy()
-    hsv[..., 0] = lut_h[hsv[..., 0]]
-    hsv[..., 1] = lut_s[hsv[..., 1]]
-    hsv[..., 2] = lut_v[hsv[..., 2]]
-    return np.asarray(Image.fromarray(hsv, 'HSV').convert('RGB'))
+def hsv_gains(rng, hgain, sgain, vgain):
+    """YOLOv5's random HSV gains: each 1 + U(-gain, gain)."""
+    return (rng.uniform(-1, 1, 3) * [hgain, sgain, vgain] + 1).astype(np.float32)
+
+
+def apply_hsv_gains(images, gains):
+    """YOLOv5's HSV augmentation on a float batch (B, 3, H, W) in [0, 1]
+    with per-image gains (B, 3): hue multiplied (wrapping), saturation and
+    value multiplied and clipped.  Done in torch on the training device,
+    where a batch costs next to nothing, rather than per image in workers."""
+    r, g, b = images[:, 0], images[:, 1], images[:, 2]
+    maxc, _ = images.max(1)
+    minc, _ = images.min(1)
+    delta = maxc - minc
+    safe = torch.where(delta > 0, delta, torch.ones_like(delta))
+    hue = torch.where(maxc == r, ((g - b) / safe) % 6,
+                      torch.where(maxc == g, (b - r) / safe + 2, (r - g) / safe + 4))
+    hue = torch.where(delta > 0, hue / 6, torch.zeros_like(hue))
+    sat = torch.where(maxc > 0, delta / torch.where(maxc > 0, maxc, torch.ones_like(maxc)),
+                      torch.zeros_like(maxc))
+    gains = gains.to(images.dtype).view(-1, 3, 1, 1)
+    hue = (hue * gains[:, 0]) % 1.0
+    sat = (sat * gains[:, 1]).clamp(0, 1)
+    val = (maxc * gains[:, 2]).clamp(0, 1)
+    out = []
+    for n in (5, 3, 1):  # r, g, b of the piecewise-linear HSV -> RGB map
+        k = (n + hue * 6) % 6
+        out.append(val - val * sat * torch.clamp(torch.min(k, 4 - k), 0, 1))
+    return torch.stack(out, 1)
 
 
 class YoloDataset(torch.utils.data.Dataset):
@@ -152,11 +170,18 @@ class YoloDataset(torch.utils.data.Dataset):
         scale = rng.uniform(1 - self.hyp.get('scale', 0.5), 1 + self.hyp.get('scale', 0.5))
         t = self.hyp.get('translate', 0.1)
         tx, ty = rng.uniform(0.5 - t, 0.5 + t, 2) * s
-        # Output pixel (u, v) samples canvas ((u - tx) / scale + s, (v - ty) / scale + s).
-        inv = 1 / scale
-        coeffs = (inv, 0, s - tx * inv, 0, inv, s - ty * inv)
-        out = Image.fromarray(canvas).transform((s, s), Image.AFFINE, coeffs,
-                                                Image.BILINEAR, fillcolor=(PAD_VALUE,) * 3)
+        # Output pixel u samples canvas (u - tx) / scale + s: the canvas
+        # region in view is resized straight into its place in the output.
+        out = Image.new('RGB', (s, s), (PAD_VALUE,) * 3)
+        u0, v0 = max(tx - s * scale, 0.0), max(ty - s * scale, 0.0)
+        u1, v1 = min(tx + s * scale, float(s)), min(ty + s * scale, float(s))
+        u0, v0, u1, v1 = round(u0), round(v0), round(u1), round(v1)
+        if u1 > u0 and v1 > v0:
+            box = ((u0 - tx) / scale + s, (v0 - ty) / scale + s,
+                   (u1 - tx) / scale + s, (v1 - ty) / scale + s)
+            box = (max(box[0], 0), max(box[1], 0), min(box[2], 2 * s), min(box[3], 2 * s))
+            view = Image.fromarray(canvas).resize((u1 - u0, v1 - v0), Image.BILINEAR, box=box)
+            out.paste(view, (u0, v0))
         moved = (boxes - [s, s, s, s]) * scale + [tx, ty, tx, ty]
         clipped = moved.clip(0, s)
         keep = keep_boxes(moved, clipped)
@@ -169,9 +194,10 @@ class YoloDataset(torch.utils.data.Dataset):
         else:
             img, classes, boxes = self.letterbox(i)
         s = self.imgsz
+        gains = np.ones(3, np.float32)
         if self.augment:
-            img = hsv_jitter(img, rng, self.hyp.get('hsv_h', 0.015),
-                             self.hyp.get('hsv_s', 0.7), self.hyp.get('hsv_v', 0.4))
+            gains = hsv_gains(rng, self.hyp.get('hsv_h', 0.015),
+                              self.hyp.get('hsv_s', 0.7), self.hyp.get('hsv_v', 0.4))
             if rng.uniform() < self.hyp.get('fliplr', 0.5):
                 img = img[:, ::-1]
                 boxes = np.stack([s - boxes[:, 2], boxes[:, 1], s - boxes[:, 0], boxes[:, 3]], 1)
@@ -186,11 +212,12 @@ class YoloDataset(torch.utils.data.Dataset):
             labels[:, 4] = (boxes[:, 2] - boxes[:, 0]) / s
             labels[:, 5] = (boxes[:, 3] - boxes[:, 1]) / s
         img = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))
-        return img, torch.from_numpy(labels)
+        return img, torch.from_numpy(labels), torch.from_numpy(gains)
 
 
 def collate(batch):
-    images, labels = zip(*batch)
+    """(uint8 images (B, 3, S, S), labels (n, 6), HSV gains (B, 3))."""
+    images, labels, gains = zip(*batch)
     for k, lab in enumerate(labels):
         lab[:, 0] = k
-    return torch.stack(images, 0), torch.cat(labels, 0)
+    return torch.stack(images, 0), torch.cat(labels, 0), torch.stack(gains, 0)

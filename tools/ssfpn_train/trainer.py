@@ -21,7 +21,7 @@ import torch.nn as nn
 from ssfpn_ref import Model, load_config, non_max_suppression, write_model_file
 from ssfpn_ref.modules import Detect
 
-from .data import YoloDataset, collate
+from .data import YoloDataset, apply_hsv_gains, collate
 from .loss import YoloLoss
 from .metrics import IOU_THRESHOLDS, average_precision, match_image
 from .optim import ModelEMA, build_optimizer, cosine_factor, warmup
@@ -87,7 +87,7 @@ def validate(model, loader, loss_fn, device, amp, imgsz):
     total, batches = torch.zeros(3, device=device), 0
     stats = []
     truth_classes = []
-    for images, targets in loader:
+    for images, targets, _ in loader:
         images = images.to(device, non_blocking=True).float() / 255
         targets = targets.to(device)
         with autocast(device, amp):
@@ -145,7 +145,7 @@ def parse_args(argv):
     p.add_argument('--optimizer', choices=['SGD', 'AdamW'], default='SGD')
     p.add_argument('--lr0', type=float, help='initial learning rate '
                    '(default 0.01 for SGD, 0.001 for AdamW)')
-    p.add_argument('--workers', type=int, default=min(8, os.cpu_count() or 1))
+    p.add_argument('--workers', type=int, default=max(min((os.cpu_count() or 1) - 1, 16), 1))
     p.add_argument('--device', default='auto', help='auto, cpu, cuda, cuda:N')
     p.add_argument('--no-amp', action='store_true', help='fp32 on the GPU too')
     p.add_argument('--cache', action='store_true', help='keep decoded images in RAM')
@@ -226,8 +226,9 @@ def main(argv=None):
         seen = 0
         optimizer.zero_grad()
         epoch_start = time.time()
-        for k, (images, targets) in enumerate(loader):
+        for k, (images, targets, gains) in enumerate(loader):
             images = images.to(device, non_blocking=True).float() / 255
+            images = apply_hsv_gains(images, gains.to(device))
             targets = targets.to(device)
             if iteration <= warmup_steps:
                 accumulate = warmup(optimizer, iteration, warmup_steps,

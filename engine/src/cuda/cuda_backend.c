@@ -321,11 +321,17 @@ fail:
   return FALSE;
 }
 
+/* Every convolution, its engine from the on-disk cache when there is one
+ * for this plan, else timed (and the choices cached for the next start). */
 static gboolean
 create_convs (SsfpnPlan *plan, GError **error)
 {
   const SsfpnGraph *graph = plan->graph;
   size_t scratch_out = 0, scratch_in = 0, workspace = 0;
+  CudaEngineCache *cache = cuda_engine_cache_open (graph, plan->device,
+                                                   plan->batch, plan->height,
+                                                   plan->width, plan->dtype);
+  int from_cache = 0, n_convs = 0;
 
   for (guint i = 0; i < graph->ops->len; i++) {
     const SsfpnOp *op = ssfpn_graph_op (graph, i);
@@ -349,11 +355,13 @@ create_convs (SsfpnPlan *plan, GError **error)
       g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_CONFIG,
                    "layer %d: a convolution reads a tensor nothing writes",
                    op->layer);
-      return FALSE;
+      goto fail;
     }
-    plan->convs[i] = cuda_conv_new (c, &setup, plan->stream, error);
+    plan->convs[i] = cuda_conv_new (c, &setup,
+                                    cuda_engine_cache_lookup (cache, i),
+                                    plan->stream, error);
     if (plan->convs[i] == NULL)
-      return FALSE;
+      goto fail;
     cuda_conv_requirements (plan->convs[i], &need_out, &need_in,
                             &need_workspace);
     scratch_out = MAX (scratch_out, need_out);
@@ -371,17 +379,29 @@ create_convs (SsfpnPlan *plan, GError **error)
     CUDA_CHECK (cudaMalloc (&plan->workspace, workspace));
 
   for (guint i = 0; i < graph->ops->len; i++) {
+    CudaConvChoice choice;
+
     if (plan->convs[i] == NULL)
       continue;
     if (!cuda_conv_bind (plan->convs[i], plan->scratch_out, plan->scratch_in,
                          plan->workspace, plan->stream, error))
-      return FALSE;
+      goto fail;
     g_debug ("layer %d: %s", ssfpn_graph_op (graph, i)->layer,
              cuda_conv_describe (plan->convs[i]));
+    n_convs++;
+    from_cache += cuda_conv_from_cache (plan->convs[i]) ? 1 : 0;
+    if (cuda_conv_get_choice (plan->convs[i], &choice))
+      cuda_engine_cache_store (cache, i, &choice);
   }
+  g_debug ("%d of %d convolutions took their engine from the cache %s",
+           from_cache, n_convs, cuda_engine_cache_path (cache) != NULL
+           ? cuda_engine_cache_path (cache) : "(off)");
+  cuda_engine_cache_save (cache);
+  cuda_engine_cache_free (cache);
   return TRUE;
 
 fail:
+  cuda_engine_cache_free (cache);
   return FALSE;
 }
 

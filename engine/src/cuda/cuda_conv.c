@@ -789,9 +789,6 @@ try_tier (CudaConv *conv, const SsfpnConv2dParams *params, ConvTier tier,
       && !collect_candidates (conv, graph, CUDNN_HEUR_MODE_FALLBACK, error))
     return FALSE;
   return TRUE;
-
-fail:
-  return FALSE;
 }
 
 /* ---- constants ----------------------------------------------------------- */

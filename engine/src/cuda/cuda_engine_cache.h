@@ -10,7 +10,8 @@
  * written for, every line must parse and name a convolution of this graph,
  * or the whole file is ignored (with a debug message) and rewritten after
  * tuning. A cached engine cuDNN refuses is searched for again. The cache is
- * off when SSFPN_CUDA_CACHE=0.
+ * off when SSFPN_CUDA_CACHE=0; with SSFPN_CUDA_TUNE set it is not read
+ * (a new search) but rewritten.
  */
 #ifndef SSFPN_CUDA_ENGINE_CACHE_H
 #define SSFPN_CUDA_ENGINE_CACHE_H

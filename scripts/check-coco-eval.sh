@@ -1,0 +1,33 @@
+#!/bin/sh
+# `ssfpn eval` against pycocotools, from the repository root:
+#
+#   scripts/check-coco-eval.sh [BUILD_DIR]      (default build)
+#
+# Builds the `ssfpn` command in BUILD_DIR (configuring it if needed), makes a
+# virtual environment BUILD_DIR/coco-eval-venv with pycocotools and numpy
+# from PyPI (first run only; the python3 on PATH, nothing else from the
+# system), then runs tools/check_coco_eval.py: random datasets and
+# predictions of tests/data/baseline.safetensors, every figure compared
+# within 1e-3. Scratch files go to BUILD_DIR/coco-eval-check. Extra
+# arguments go to the Python script (--seed N, --images N, --model FILE).
+set -eu
+cd "$(dirname "$0")/.."
+
+build=${1:-build}
+[ $# -gt 0 ] && shift
+venv=$build/coco-eval-venv
+
+if [ ! -f "$build/build.ninja" ]; then
+  meson setup "$build"
+fi
+ninja -C "$build" engine/ssfpn
+
+if [ ! -x "$venv/bin/python" ] \
+   || ! "$venv/bin/python" -c "import pycocotools, numpy" 2>/dev/null; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --upgrade pip
+  "$venv/bin/pip" install --quiet pycocotools numpy
+fi
+
+exec "$venv/bin/python" tools/check_coco_eval.py --ssfpn "$build/engine/ssfpn" \
+  --work "$build/coco-eval-check" "$@"
