@@ -1,7 +1,8 @@
 /* `ssfpn detect MODEL IMAGE... [--size S] [--conf C] [--iou T] [--max-det K]
  * [--agnostic] [--classes 0,2]`: one JSON line of detections per image, boxes
  * in the image's own pixels. Images go through one at a time on one batch-1
- * context: decode, letterbox, run, NMS, map the boxes back. */
+ * context: decode, then ssfpn_context_detect (letterbox, run, NMS, boxes
+ * mapped back), on whichever device the context runs. */
 #include "cli.h"
 #include "image_decode.h"
 #include "ssfpn/ssfpn-frame.h"
@@ -17,28 +18,20 @@ typedef struct {
   int n_classes;
 } DetectOptions;
 
-/* What every image reuses: the context, its buffers, and the letterbox
- * tables for the last image size seen. */
+/* What every image reuses: the context (with its buffers and letterbox
+ * tables) and the detection space. */
 typedef struct {
   SsfpnModel *model;
   SsfpnContext *context;
-  int height, width;
-  int rows;
-  float *input;
-  float *output;
   SsfpnDetection *detections;
   int capacity;
   SsfpnNmsOptions nms;
-  SsfpnLetterbox *letterbox;
 } Detector;
 
 static void
 detector_clear (Detector *detector)
 {
-  ssfpn_letterbox_free (detector->letterbox);
   ssfpn_context_free (detector->context);
-  g_free (detector->input);
-  g_free (detector->output);
   g_free (detector->detections);
 }
 
@@ -53,26 +46,12 @@ detector_init (Detector *detector, const CliCommand *command,
   options.height = height;
   options.width = width;
   detector->model = model;
-  detector->height = height;
-  detector->width = width;
   detector->context = ssfpn_context_new (model, &options, error);
   if (detector->context == NULL)
     return FALSE;
 
-  detector->rows = ssfpn_context_output_rows (detector->context);
-  const gsize input_count = (gsize) 3 * height * width;
-  const gsize output_count = (gsize) detector->rows
-                             * ssfpn_model_output_columns (model);
-  detector->input = g_try_new (float, input_count);
-  detector->output = g_try_new (float, output_count);
-  if (detector->input == NULL || detector->output == NULL)
-    {
-      g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_RUNTIME,
-                   "cannot allocate the network's input and output for "
-                   "%dx%d", height, width);
-      return FALSE;
-    }
-  detector->capacity = MAX (1, MIN (opts->max_det, detector->rows));
+  detector->capacity = MAX (1, MIN (opts->max_det,
+                                    ssfpn_context_output_rows (detector->context)));
   detector->detections = g_new (SsfpnDetection, detector->capacity);
 
   ssfpn_nms_options_init (&detector->nms);
@@ -92,23 +71,6 @@ detect_image (Detector *detector, const char *path, GError **error)
   if (image == NULL)
     return FALSE;
 
-  const SsfpnLetterboxTransform *transform = detector->letterbox
-    ? ssfpn_letterbox_get_transform (detector->letterbox) : NULL;
-  if (transform == NULL || transform->frame_width != image->width
-      || transform->frame_height != image->height)
-    {
-      g_clear_pointer (&detector->letterbox, ssfpn_letterbox_free);
-      detector->letterbox = ssfpn_letterbox_new (image->width, image->height,
-                                                 detector->width,
-                                                 detector->height, error);
-      if (detector->letterbox == NULL)
-        {
-          g_prefix_error (error, "%s: ", path);
-          return FALSE;
-        }
-      transform = ssfpn_letterbox_get_transform (detector->letterbox);
-    }
-
   const SsfpnFrame frame = {
     .format = SSFPN_FRAME_RGB,
     .width = image->width,
@@ -116,30 +78,18 @@ detect_image (Detector *detector, const char *path, GError **error)
     .planes = { image->pixels },
     .strides = { image->width * 3 },
   };
-  if (!ssfpn_letterbox_run (detector->letterbox, &frame, detector->input, error)
-      || !ssfpn_context_run (detector->context, detector->input,
-                             detector->output, error))
+  int n = 0;
+  if (!ssfpn_context_detect (detector->context, &frame, 1, &detector->nms,
+                             detector->detections, detector->capacity, &n,
+                             error))
     {
       g_prefix_error (error, "%s: ", path);
       return FALSE;
     }
 
-  SsfpnDetection *dets = detector->detections;
-  int n = ssfpn_nms (detector->output, detector->rows,
-                     ssfpn_model_num_classes (detector->model), &detector->nms,
-                     dets, detector->capacity);
-  for (int i = 0; i < n; i++)
-    {
-      float box[4] = { dets[i].x1, dets[i].y1, dets[i].x2, dets[i].y2 };
-      ssfpn_letterbox_box_to_frame (transform, box, box);
-      dets[i].x1 = box[0];
-      dets[i].y1 = box[1];
-      dets[i].x2 = box[2];
-      dets[i].y2 = box[3];
-    }
-
   JsonNode *line = cli_detections_json (detector->model, path, image->width,
-                                    image->height, dets, n);
+                                        image->height, detector->detections,
+                                        n);
   cli_print_json (stdout, line);
   json_node_unref (line);
   /* Each line as soon as it is known, for whoever reads the pipe. */
