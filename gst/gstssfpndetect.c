@@ -816,6 +816,10 @@ gst_ssfpn_detect_start (GstBaseTransform * trans)
       model, labels, context);
   self->processing_latency =
       ssfpn_inference_last_run_us (inference) * GST_USECOND;
+  /* What the latency query adds for the run itself, for applications and
+   * tests that need the batching part alone. */
+  gst_structure_set (self->model_info, "processing-latency", G_TYPE_UINT64,
+      (guint64) self->processing_latency, NULL);
   GST_OBJECT_UNLOCK (self);
 
   self->queue = ssfpn_frame_queue_new ();

@@ -142,6 +142,9 @@ def parse_args(argv):
     p.add_argument('--img', type=int, default=640, help='training input size (square)')
     p.add_argument('--epochs', type=int, default=100)
     p.add_argument('--batch', type=int, default=16)
+    p.add_argument('--nominal-batch', type=int, default=NOMINAL_BATCH,
+                   help='accumulate gradients up to this many images an '
+                        'optimiser step (YOLOv5: 64)')
     p.add_argument('--optimizer', choices=['SGD', 'AdamW'], default='SGD')
     p.add_argument('--lr0', type=float, help='initial learning rate '
                    '(default 0.01 for SGD, 0.001 for AdamW)')
@@ -182,8 +185,9 @@ def main(argv=None):
     loss_hyp = scaled_hyp(hyp, detect.nl, detect.nc, args.img)
     loss_fn = YoloLoss(detect, loss_hyp)
 
-    accumulate = max(round(NOMINAL_BATCH / args.batch), 1)
-    weight_decay = hyp['weight_decay'] * args.batch * accumulate / NOMINAL_BATCH
+    nbs = args.nominal_batch
+    accumulate = max(round(nbs / args.batch), 1)
+    weight_decay = hyp['weight_decay'] * args.batch * accumulate / nbs
     optimizer = build_optimizer(model, args.optimizer, hyp['lr0'], hyp['momentum'],
                                 weight_decay)
     lf = cosine_factor(hyp['lrf'], args.epochs)
@@ -232,7 +236,7 @@ def main(argv=None):
             targets = targets.to(device)
             if iteration <= warmup_steps:
                 accumulate = warmup(optimizer, iteration, warmup_steps,
-                                    lf(epoch), hyp, NOMINAL_BATCH, args.batch)
+                                    lf(epoch), hyp, nbs, args.batch)
             with autocast(device, amp):
                 preds = model(images)
             loss, parts = loss_fn([p.float() for p in preds], targets)
