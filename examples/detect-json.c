@@ -11,8 +11,10 @@
  *
  *   detect-json MODEL.safetensors [VIDEO]
  *   detect-json MODEL.safetensors --source "videotestsrc ! video/x-raw,..."
+ *                                 [--sink "ssfpnoverlay ! ... ! filesink ..."]
  *
- * Without VIDEO or --source, a test pattern is used.
+ * Without VIDEO or --source, a test pattern is used; without --sink, the
+ * frames end in a fakesink.
  */
 #include <gst/gst.h>
 #include <gst/video/video.h>
@@ -74,12 +76,15 @@ main (int argc, char **argv)
   gst_init (&argc, &argv);
   if (argc < 2) {
     fprintf (stderr, "usage: %s MODEL.safetensors [VIDEO | --source "
-             "PIPELINE-DESCRIPTION]\n", argv[0]);
+             "DESCRIPTION [--sink DESCRIPTION]]\n", argv[0]);
     return 2;
   }
 
   gchar *model = g_strescape (argv[1], NULL);
   gchar *source;
+  const gchar *sink = "fakesink";
+  if (argc > 5 && g_str_equal (argv[4], "--sink"))
+    sink = argv[5];
   if (argc > 3 && g_str_equal (argv[2], "--source"))
     source = g_strdup (argv[3]);
   else if (argc > 2)
@@ -89,8 +94,8 @@ main (int argc, char **argv)
     source = g_strdup ("videotestsrc num-buffers=30 pattern=ball ! "
                        "video/x-raw,format=NV12,width=320,height=240");
   gchar *description = g_strdup_printf ("%s ! ssfpndetect name=detect "
-                                        "model=\"%s\" ! fakesink", source,
-                                        model);
+                                        "model=\"%s\" ! %s", source, model,
+                                        sink);
   GError *error = NULL;
   GstElement *pipeline = gst_parse_launch (description, &error);
   g_free (description);

@@ -1,7 +1,7 @@
 #!/bin/sh
 # The `ssfpn` command: exit statuses, error messages, and on a fixture model
 # (tests/data/<case>.safetensors from tools/make_fixtures.py) `info`,
-# `info --json`, `run` and `run --detections`.
+# `info --json`, `run`, `run --detections` and `eval` end to end.
 #
 # Usage: test_cli.sh PATH/TO/ssfpn   (env SSFPN_TEST_DATA: tests/data)
 # Exit 0 pass, 1 fail, 77 skip (no fixture model: the checks that need none
@@ -232,6 +232,48 @@ expect 0 "bench --json" -- "$SSFPN" bench "$model" --iterations 2 --warmup 1 --j
   "$PYTHON" -c 'import json,sys; d=json.load(sys.stdin); r=d["results"][0]; assert r["batch"] == 1 and r["network"]["median_ms"] > 0 and r["network"]["p99_ms"] >= r["network"]["median_ms"]' <"$work/out" \
     && pass || fail "bench --json: $(head -c 300 "$work/out")"
 }
+
+# ---- eval, end to end ---------------------------------------------------
+# A YOLO-format dataset labelled with the model's own confident detections:
+# evaluation must then find them (AP50 near 1); the same images with labels
+# moved away must score near 0.
+mkdir -p "$work/set/images" "$work/set/labels" "$work/far/images" "$work/far/labels"
+for img in ssfpn-128.png wide-128x96.png color-rgb8.png; do
+  cp "$DATA/images/$img" "$work/set/images/$img"
+  cp "$DATA/images/$img" "$work/far/images/$img"
+done
+if "$SSFPN" detect "$model" "$work"/set/images/*.png --conf 0.4 >"$work/det.jsonl" 2>"$work/err" \
+  && "$PYTHON" - "$work/det.jsonl" "$work" <<'EOF'
+import json, os, sys
+total = 0
+for line in open(sys.argv[1]):
+    item = json.loads(line)
+    w, h = item["width"], item["height"]
+    stem = os.path.splitext(os.path.basename(item["image"]))[0]
+    near, far = [], []
+    for d in item["detections"]:
+        x1, y1, x2, y2 = d["box"]
+        cx, cy, bw, bh = (x1 + x2) / 2 / w, (y1 + y2) / 2 / h, (x2 - x1) / w, (y2 - y1) / h
+        near.append(f"{d['class_id']} {cx} {cy} {bw} {bh}")
+        # a tiny box in a far corner: no prediction overlaps it
+        far.append(f"{d['class_id']} 0.995 0.995 0.005 0.005")
+        total += 1
+    open(f"{sys.argv[2]}/set/labels/{stem}.txt", "w").write("\n".join(near) + "\n")
+    open(f"{sys.argv[2]}/far/labels/{stem}.txt", "w").write("\n".join(far) + "\n")
+assert total > 0, "no confident detections to label with"
+EOF
+then pass; else fail "eval: making the dataset: $(head -c 300 "$work/err")"; fi
+
+expect 0 "eval --json" -- "$SSFPN" eval "$model" "$work/set" --json && {
+  "$PYTHON" -c 'import json,sys; d=json.load(sys.stdin); assert d["ap50"] >= 0.9 and 0 < d["ap"] <= 1, d' <"$work/out" \
+    && pass || fail "eval on self-labelled images: $(head -c 400 "$work/out")"
+}
+expect 0 "eval --json, labels moved away" -- "$SSFPN" eval "$model" "$work/far" --json && {
+  "$PYTHON" -c 'import json,sys; d=json.load(sys.stdin); assert 0 <= d["ap50"] < 0.1, d' <"$work/out" \
+    && pass || fail "eval on moved labels: $(head -c 400 "$work/out")"
+}
+expect 1 "eval on a missing dataset" -- "$SSFPN" eval "$model" "$work/no-such-set"
+stderr_has "no-such-set" "eval on a missing dataset"
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -266,6 +266,9 @@ def positive_case(args, yolo, checkout, results, name, cfg, dtype='F32',
         ref = saved.float().state_dict()
         if any(not torch.equal(tensors[k], ref[k].float()) for k in tensors):
             results.fail(name, 'the file does not hold ckpt[\'ema\']\'s weights')
+    # The golden tolerances hold only where PyTorch's own float32 run is well
+    # inside them (the rule make_fixtures.py picks seeds by).
+    strict = strict and torch_err[0] * 2 <= BOX_TOL and torch_err[1] * 2 <= PROB_TOL
     if strict:
         ok = box < BOX_TOL and prob < PROB_TOL
     else:

@@ -4,7 +4,6 @@ confidence.  The figures to report come from `ssfpn eval` in the engine;
 this only tells the trainer whether it is improving."""
 
 import numpy as np
-import torch
 import torchvision
 
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)

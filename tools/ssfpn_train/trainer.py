@@ -23,7 +23,7 @@ from ssfpn_ref.modules import Detect
 
 from .data import YoloDataset, apply_hsv_gains, collate
 from .loss import YoloLoss
-from .metrics import IOU_THRESHOLDS, average_precision, match_image
+from .metrics import average_precision, match_image
 from .optim import ModelEMA, build_optimizer, cosine_factor, warmup
 
 CLASS_NAMES = ['circle', 'square', 'triangle', 'star', 'hexagon', 'cross']
