@@ -22,7 +22,7 @@
 # images/s: 8000 images x 40 epochs = 320k samples, about 10-15 minutes a
 # model on one H100, both models 20-30 minutes (an estimate, not measured
 # yet).  On the 2-core CPU of the development machine, yolov5n-ssfpn at
-# --img 320, batch 16 runs ~1.5-2 s an iteration (measured, smoke test of
+# --img 320, batch 16 ran 1.2-2.3 s an iteration (measured, smoke test of
 # docs/default-model.md), so the full recipe there would take weeks:
 # train on a GPU.
 set -eu
