@@ -65,6 +65,13 @@ void cli_context_options (const CliCommand *command,
 /* "640" or "480x640" (height x width). */
 gboolean cli_parse_size (const char *text, int *height, int *width);
 
+/* Checks the NMS options every command shares (--conf, --iou, --max-det,
+ * and --classes when @classes_text is given, parsed into @classes).
+ * Returns 0, or the exit status of the usage error it printed. */
+int cli_check_nms_options (const CliCommand *command, double conf, double iou,
+                           int max_det, const char *classes_text,
+                           int **classes, int *n_classes);
+
 /* "1,8,32": a comma-separated list of positive integers (or zero when
  * @allow_zero); free @values with g_free. */
 gboolean cli_parse_int_list (const char *text, gboolean allow_zero,

@@ -393,3 +393,21 @@ cli_detections_json (const SsfpnModel *model, const char *image, int width,
   json_builder_end_object (b);
   return json_builder_get_root (b);
 }
+
+int
+cli_check_nms_options (const CliCommand *command, double conf, double iou,
+                       int max_det, const char *classes_text, int **classes,
+                       int *n_classes)
+{
+  if (!(conf >= 0.0 && conf <= 1.0))
+    return cli_usage_error (command, "--conf %g is not in [0, 1]", conf);
+  if (!(iou >= 0.0 && iou <= 1.0))
+    return cli_usage_error (command, "--iou %g is not in [0, 1]", iou);
+  if (max_det < 1)
+    return cli_usage_error (command, "--max-det %d is not positive", max_det);
+  if (classes_text != NULL
+      && !cli_parse_int_list (classes_text, TRUE, classes, n_classes))
+    return cli_usage_error (command, "--classes %s is not a list such as 0,2",
+                            classes_text);
+  return 0;
+}

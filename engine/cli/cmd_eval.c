@@ -477,12 +477,10 @@ check_options (const CliCommand *command, const EvalOptions *opts, int argc,
   if (opts->size_text != NULL
       && !cli_parse_size (opts->size_text, height, width))
     return cli_usage_error (command, "--size %s is not S or HxW", opts->size_text);
-  if (!(opts->conf >= 0.0 && opts->conf <= 1.0))
-    return cli_usage_error (command, "--conf %g is not in [0, 1]", opts->conf);
-  if (!(opts->iou >= 0.0 && opts->iou <= 1.0))
-    return cli_usage_error (command, "--iou %g is not in [0, 1]", opts->iou);
-  if (opts->max_det < 1)
-    return cli_usage_error (command, "--max-det %d is not positive", opts->max_det);
+  int status = cli_check_nms_options (command, opts->conf, opts->iou,
+                                      opts->max_det, NULL, NULL, NULL);
+  if (status != 0)
+    return status;
   if (opts->batch < 1)
     return cli_usage_error (command, "--batch %d is not positive", opts->batch);
   return 0;

@@ -179,18 +179,9 @@ check_options (const CliCommand *command, RunOptions *opts, int argc)
     return cli_usage_error (command, "--input IN.npy is required");
   if (opts->output == NULL)
     return cli_usage_error (command, "--output OUT.npy is required");
-  if (!(opts->conf >= 0.0 && opts->conf <= 1.0))
-    return cli_usage_error (command, "--conf %g is not in [0, 1]", opts->conf);
-  if (!(opts->iou >= 0.0 && opts->iou <= 1.0))
-    return cli_usage_error (command, "--iou %g is not in [0, 1]", opts->iou);
-  if (opts->max_det < 1)
-    return cli_usage_error (command, "--max-det %d is not positive", opts->max_det);
-  if (opts->classes_text != NULL
-      && !cli_parse_int_list (opts->classes_text, TRUE, &opts->classes,
-                              &opts->n_classes))
-    return cli_usage_error (command, "--classes %s is not a list such as 0,2",
-                            opts->classes_text);
-  return 0;
+  return cli_check_nms_options (command, opts->conf, opts->iou, opts->max_det,
+                                opts->classes_text, &opts->classes,
+                                &opts->n_classes);
 }
 
 int
