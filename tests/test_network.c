@@ -12,11 +12,22 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define BOX_REL_TOLERANCE 1e-4
 #define PROB_ABS_TOLERANCE 1e-4
 
 static int passed, failed;
+
+/* The oversized-context checks expect a failed allocation to come back as
+ * NULL, as it does without AddressSanitizer; ASan aborts instead unless
+ * told otherwise. */
+const char *__asan_default_options (void);
+const char *
+__asan_default_options (void)
+{
+  return "allocator_may_return_null=1";
+}
 
 static void
 check (gboolean ok, const char *what, const char *name)
@@ -224,6 +235,46 @@ out:
     ssfpn_model_unref (model);
 }
 
+/* Sizes whose buffers cannot exist must fail with an error, not abort in
+ * an allocator or overflow the output's row count. */
+static void
+check_oversized_contexts (void)
+{
+  g_autofree char *model_path = data_path ("baseline.safetensors");
+  g_autoptr (GError) error = NULL;
+  SsfpnModel *model = ssfpn_model_open (model_path, &error);
+  SsfpnContextOptions options;
+  SsfpnContext *context;
+
+  check (model != NULL, error ? error->message : "open", "oversized");
+  if (model == NULL)
+    return;
+
+  /* Terabytes of input: more than any allocator hands out. */
+  ssfpn_context_options_init (&options);
+  options.device = "cpu";
+  options.batch = 4096;
+  options.height = options.width = 8192;
+  context = ssfpn_context_new (model, &options, &error);
+  check (context == NULL && error != NULL
+         && strstr (error->message, "8192x8192") != NULL,
+         "batch 4096 at 8192x8192 is not refused with a message",
+         "oversized");
+  ssfpn_context_free (context);
+  g_clear_error (&error);
+
+  /* More output rows than an int holds. */
+  options.batch = 1;
+  options.height = options.width = 1 << 21;
+  context = ssfpn_context_new (model, &options, &error);
+  check (context == NULL
+         && g_error_matches (error, SSFPN_ERROR, SSFPN_ERROR_ARGUMENT),
+         "2097152x2097152 is not refused as an argument error", "oversized");
+  ssfpn_context_free (context);
+  g_clear_error (&error);
+  ssfpn_model_unref (model);
+}
+
 int
 main (void)
 {
@@ -240,6 +291,7 @@ main (void)
       json_node_get_object (json_parser_get_root (parser)), "cases");
   for (guint i = 0; i < json_array_get_length (cases); i++)
     run_case (json_array_get_object_element (cases, i));
+  check_oversized_contexts ();
 
   check (json_array_get_length (cases) >= 9, "fewer fixture cases than the "
          "suite covers (baseline, ssfpn, ssfpn-seed, spd, csp, leaky, "

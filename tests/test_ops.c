@@ -610,6 +610,20 @@ test_errors (void)
   record (plan == NULL && error != NULL, "space-to-depth of an odd size is refused");
   g_clear_error (&error);
   ssfpn_graph_free (graph);
+
+  /* 5 x 2^30 does not fit an int: refused as the layer's problem, not
+   * wrapped into a bogus size. */
+  graph = new_graph ();
+  out = ssfpn_graph_add_tensor (graph, 3);
+  add_simple_op (graph, SSFPN_OP_UPSAMPLE_NEAREST, 0, out, 1 << 30, 0, 0);
+  options.height = options.width = 5;
+  plan = ssfpn_cpu_backend.plan_new (graph, &options, &error);
+  record (plan == NULL
+          && g_error_matches (error, SSFPN_ERROR, SSFPN_ERROR_CONFIG)
+          && strstr (error->message, "layer 0") != NULL,
+          "an upsample whose size overflows is refused, naming the layer");
+  g_clear_error (&error);
+  ssfpn_graph_free (graph);
   g_rand_free (rng);
 }
 

@@ -83,6 +83,32 @@ choose_backend (const char *device, int *index, GError **error)
   return NULL;
 }
 
+/* The raw output's row count must fit the int that the API returns it in,
+ * and the input and output buffers must have a size in bytes; anything
+ * larger is refused here instead of overflowing further down. */
+static gboolean
+check_buffer_sizes (const SsfpnModel *model, int batch, int height,
+                    int width, GError **error)
+{
+  const SsfpnGraph *graph = model->graph;
+  double rows = 0, input_bytes, output_bytes;
+
+  for (int l = 0; l < graph->nl; l++)
+    rows += (double) graph->na * (height / graph->strides[l])
+            * (width / graph->strides[l]);
+  input_bytes = (double) batch * 3 * height * width * sizeof (float);
+  output_bytes = (double) batch * rows * (graph->nc + 5) * sizeof (float);
+  if (rows > G_MAXINT || input_bytes > (double) G_MAXSSIZE
+      || output_bytes > (double) G_MAXSSIZE) {
+    g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_ARGUMENT,
+                 "batch %d at %dx%d is too large: %.0f output rows per "
+                 "image, %.3g bytes of input and %.3g bytes of output",
+                 batch, height, width, rows, input_bytes, output_bytes);
+    return FALSE;
+  }
+  return TRUE;
+}
+
 SsfpnContext *
 ssfpn_context_new (SsfpnModel *model, const SsfpnContextOptions *options,
                    GError **error)
@@ -111,10 +137,11 @@ ssfpn_context_new (SsfpnModel *model, const SsfpnContextOptions *options,
       || width % max_stride != 0) {
     g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_ARGUMENT,
                  "input size %dx%d is not a positive multiple of the "
-                 "model's largest stride %d", options->height,
-                 options->width, max_stride);
+                 "model's largest stride %d", height, width, max_stride);
     return NULL;
   }
+  if (!check_buffer_sizes (model, options->batch, height, width, error))
+    return NULL;
   if (options->threads < 0) {
     g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_ARGUMENT,
                  "thread count %d is negative", options->threads);

@@ -24,8 +24,10 @@ ssfpn_detect_state_free (SsfpnDetectState *state)
   g_free (state);
 }
 
+/* The host buffers, made on first use; NULL with @error set when they do
+ * not fit in memory. */
 static SsfpnDetectState *
-detect_state_get (SsfpnContext *context)
+detect_state_get (SsfpnContext *context, GError **error)
 {
   if (context->detect == NULL) {
     SsfpnDetectState *state = g_new0 (SsfpnDetectState, 1);
@@ -33,10 +35,18 @@ detect_state_get (SsfpnContext *context)
     gsize rows = (gsize) context->rows
         * ssfpn_model_output_columns (context->model);
 
-    state->input = g_new0 (float, image * context->batch);
-    state->output = g_new0 (float, rows * context->batch);
+    state->input = g_try_new0 (float, image * context->batch);
+    state->output = g_try_new0 (float, rows * context->batch);
     state->letterboxes = g_new0 (SsfpnLetterbox *, context->batch);
     state->slots = context->batch;
+    if (state->input == NULL || state->output == NULL) {
+      g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_RUNTIME,
+                   "batch %d at %dx%d: cannot allocate the host input and "
+                   "output buffers for detection", context->batch,
+                   context->height, context->width);
+      ssfpn_detect_state_free (state);
+      return NULL;
+    }
     context->detect = state;
   }
   return context->detect;
@@ -44,10 +54,9 @@ detect_state_get (SsfpnContext *context)
 
 /* The letterbox for batch slot @slot, rebuilt only when the size changes. */
 static SsfpnLetterbox *
-slot_letterbox (SsfpnContext *context, int slot, const SsfpnFrame *frame,
-                GError **error)
+slot_letterbox (SsfpnContext *context, SsfpnDetectState *state, int slot,
+                const SsfpnFrame *frame, GError **error)
 {
-  SsfpnDetectState *state = detect_state_get (context);
   SsfpnLetterbox *lb = state->letterboxes[slot];
 
   if (lb != NULL) {
@@ -69,12 +78,15 @@ detect_on_host (SsfpnContext *context, const SsfpnFrame *frames,
                 SsfpnDetection *results, int capacity, int *counts,
                 GError **error)
 {
-  SsfpnDetectState *state = detect_state_get (context);
+  SsfpnDetectState *state = detect_state_get (context, error);
   gsize image = (gsize) 3 * context->height * context->width;
   int cols = ssfpn_model_output_columns (context->model);
 
+  if (state == NULL)
+    return FALSE;
   for (int i = 0; i < n_frames; i++) {
-    SsfpnLetterbox *lb = slot_letterbox (context, i, &frames[i], error);
+    SsfpnLetterbox *lb = slot_letterbox (context, state, i, &frames[i],
+                                         error);
     if (lb == NULL
         || !ssfpn_letterbox_run (lb, &frames[i], state->input + i * image,
                                  error))

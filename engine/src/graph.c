@@ -158,6 +158,13 @@ ssfpn_graph_infer_shapes (const SsfpnGraph *graph, int height, int width,
         break;
       }
       case SSFPN_OP_UPSAMPLE_NEAREST:
+        if (op->p.upsample.factor < 1 || h > G_MAXINT / op->p.upsample.factor
+            || w > G_MAXINT / op->p.upsample.factor) {
+          g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_CONFIG,
+                       "layer %d: upsampling %dx%d by %d is too large",
+                       op->layer, h, w, op->p.upsample.factor);
+          return FALSE;
+        }
         oh = h * op->p.upsample.factor;
         ow = w * op->p.upsample.factor;
         break;

@@ -18,6 +18,7 @@
 #include "buildconfig.h"
 
 #include <oneapi/dnnl/dnnl.h>
+#include <stdlib.h>
 #include <string.h>
 #ifdef HAVE_OPENMP
 #include <omp.h>
@@ -178,9 +179,9 @@ cpu_plan_free (SsfpnPlan *plan)
     free_convs (plan);
   g_free (plan->convs);
   for (int t = 0; plan->buffers != NULL && t < plan->n_tensors; t++)
-    g_aligned_free (plan->buffers[t]);
+    free (plan->buffers[t]);
   g_free (plan->buffers);
-  g_aligned_free (plan->scratchpad);
+  free (plan->scratchpad);
   g_free (plan->blocks);
   g_free (plan->item_floats);
   g_free (plan->views);
@@ -192,14 +193,22 @@ cpu_plan_free (SsfpnPlan *plan)
   g_free (plan);
 }
 
+/* NULL when @n floats do not fit in memory: the sizes come from the
+ * caller's batch and input size, so running out is an error, not an abort.
+ * Free with free(). */
 static float *
 aligned_zeroed_floats (gsize n)
 {
-  gsize bytes = MAX (n, 1) * sizeof (float);
-  void *p = g_aligned_alloc0 (1, (bytes + BUFFER_ALIGNMENT - 1)
-                                 / BUFFER_ALIGNMENT * BUFFER_ALIGNMENT,
-                              BUFFER_ALIGNMENT);
+  gsize bytes;
+  void *p;
 
+  if (!g_size_checked_mul (&bytes, MAX (n, 1), sizeof (float))
+      || bytes > G_MAXSIZE - BUFFER_ALIGNMENT)
+    return NULL;
+  bytes = (bytes + BUFFER_ALIGNMENT - 1) / BUFFER_ALIGNMENT * BUFFER_ALIGNMENT;
+  p = aligned_alloc (BUFFER_ALIGNMENT, bytes);
+  if (p != NULL)
+    memset (p, 0, bytes);
   return p;
 }
 
@@ -391,6 +400,13 @@ bind_convs (SsfpnPlan *plan, GError **error)
                            cpu_conv_scratchpad_size (plan->convs[i]));
   }
   plan->scratchpad = aligned_zeroed_floats (scratch_bytes / sizeof (float) + 1);
+  if (plan->scratchpad == NULL) {
+    g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_RUNTIME,
+                 "batch %d at %dx%d: cannot allocate %" G_GSIZE_FORMAT
+                 " bytes of convolution scratch space", plan->batch,
+                 plan->height, plan->width, scratch_bytes);
+    return FALSE;
+  }
 
   for (guint i = 0; i < graph->ops->len; i++) {
     const SsfpnOp *op = ssfpn_graph_op (graph, i);
@@ -500,14 +516,24 @@ cpu_plan_new (const SsfpnGraph *graph, const SsfpnPlanOptions *options,
 
   for (int t = 0; t < plan->n_tensors; t++) {
     int block = plan->blocks[t];
+    gsize floats;
 
     if (block == 0)
       continue;
     plan->item_floats[t] = cpu_root_item_floats (plan->views[t].channels,
                                                  plan->views[t].height,
                                                  plan->views[t].width, block);
-    plan->buffers[t] = aligned_zeroed_floats (plan->item_floats[t]
-                                              * plan->batch);
+    if (g_size_checked_mul (&floats, plan->item_floats[t], plan->batch))
+      plan->buffers[t] = aligned_zeroed_floats (floats);
+    if (plan->buffers[t] == NULL) {
+      g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_RUNTIME,
+                   "batch %d at %dx%d: not enough memory for a %d x %d x %d "
+                   "tensor per image; try a smaller batch or input size",
+                   plan->batch, plan->height, plan->width,
+                   plan->views[t].channels, plan->views[t].height,
+                   plan->views[t].width);
+      goto fail;
+    }
   }
   for (int t = 0; t < plan->n_tensors; t++) {
     int root = ssfpn_graph_root (graph, t, NULL);
