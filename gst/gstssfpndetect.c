@@ -153,6 +153,8 @@ static gboolean gst_ssfpn_detect_set_caps (GstBaseTransform * trans,
     GstCaps * incaps, GstCaps * outcaps);
 static gboolean gst_ssfpn_detect_sink_event (GstBaseTransform * trans,
     GstEvent * event);
+static gboolean gst_ssfpn_detect_propose_allocation (GstBaseTransform *
+    trans, GstQuery * decide_query, GstQuery * query);
 static gboolean gst_ssfpn_detect_query (GstBaseTransform * trans,
     GstPadDirection direction, GstQuery * query);
 static GstFlowReturn gst_ssfpn_detect_transform_ip (GstBaseTransform * trans,
@@ -383,6 +385,8 @@ gst_ssfpn_detect_class_init (GstSsfpnDetectClass * klass)
   trans_class->set_caps = GST_DEBUG_FUNCPTR (gst_ssfpn_detect_set_caps);
   trans_class->sink_event = GST_DEBUG_FUNCPTR (gst_ssfpn_detect_sink_event);
   trans_class->query = GST_DEBUG_FUNCPTR (gst_ssfpn_detect_query);
+  trans_class->propose_allocation =
+      GST_DEBUG_FUNCPTR (gst_ssfpn_detect_propose_allocation);
   trans_class->transform_ip = GST_DEBUG_FUNCPTR (gst_ssfpn_detect_transform_ip);
   trans_class->generate_output =
       GST_DEBUG_FUNCPTR (gst_ssfpn_detect_generate_output);
@@ -849,11 +853,14 @@ bad_classes_range:
       ("Invalid \"classes\" property: %s", error->message), (NULL));
   goto failed;
 bad_input_size:
-  GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
-      ("Invalid \"input-size\" property %u: it must be a multiple of the "
-          "model's largest stride %d, for example %u or %u.", input_size,
-          max_stride, input_size / max_stride * max_stride,
-          (input_size / max_stride + 1) * max_stride), (NULL));
+  {
+    /* The multiples around the value; never 0, which means "the model's". */
+    guint below = MAX (input_size / max_stride, 1) * max_stride;
+    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
+        ("Invalid \"input-size\" property %u: it must be a multiple of the "
+            "model's largest stride %d, for example %u or %u.", input_size,
+            max_stride, below, below + max_stride), (NULL));
+  }
   goto failed;
 context_failed:
   if (g_error_matches (error, SSFPN_ERROR, SSFPN_ERROR_DEVICE))
@@ -1080,13 +1087,21 @@ post_detections_message (GstSsfpnDetect * self, const SsfpnReadyFrame * frame)
       frame->frame_width, frame->frame_height, self->labels,
       self->num_classes);
 
+  /* Only a time segment gives the frame a stream and running time (appsrc,
+   * for one, defaults to bytes). */
+  GstClockTime stream_time = GST_CLOCK_TIME_NONE;
+  GstClockTime running_time = GST_CLOCK_TIME_NONE;
+  if (trans->segment.format == GST_FORMAT_TIME) {
+    stream_time = gst_segment_to_stream_time (&trans->segment,
+        GST_FORMAT_TIME, timestamp);
+    running_time = gst_segment_to_running_time (&trans->segment,
+        GST_FORMAT_TIME, timestamp);
+  }
+
   gst_structure_set (s,
       "timestamp", G_TYPE_UINT64, timestamp,
-      "stream-time", G_TYPE_UINT64,
-      gst_segment_to_stream_time (&trans->segment, GST_FORMAT_TIME, timestamp),
-      "running-time", G_TYPE_UINT64,
-      gst_segment_to_running_time (&trans->segment, GST_FORMAT_TIME,
-          timestamp),
+      "stream-time", G_TYPE_UINT64, stream_time,
+      "running-time", G_TYPE_UINT64, running_time,
       "duration", G_TYPE_UINT64, GST_BUFFER_DURATION (frame->buffer),
       "inferred", G_TYPE_BOOLEAN, frame->inferred, NULL);
   gst_element_post_message (GST_ELEMENT (self),
@@ -1171,11 +1186,62 @@ gst_ssfpn_detect_sink_event (GstBaseTransform * trans, GstEvent * event)
       (trans, event);
 }
 
+/* Frames waiting for their batch stay with us, up to batch-size x
+ * inference-interval of them: ask upstream pools for that many buffers more,
+ * or a source with a small fixed pool would stall waiting for its own
+ * buffers to come back. */
+static gboolean
+gst_ssfpn_detect_propose_allocation (GstBaseTransform * trans,
+    GstQuery * decide_query, GstQuery * query)
+{
+  GstSsfpnDetect *self = GST_SSFPN_DETECT (trans);
+
+  if (!GST_BASE_TRANSFORM_CLASS (gst_ssfpn_detect_parent_class)->
+      propose_allocation (trans, decide_query, query))
+    return FALSE;
+
+  GST_OBJECT_LOCK (self);
+  guint held = self->batch_size * self->inference_interval;
+  GST_OBJECT_UNLOCK (self);
+  if (held <= 1)
+    return TRUE;
+
+  guint n_pools = gst_query_get_n_allocation_pools (query);
+  for (guint i = 0; i < n_pools; i++) {
+    GstBufferPool *pool = NULL;
+    guint size, min, max;
+    gst_query_parse_nth_allocation_pool (query, i, &pool, &size, &min, &max);
+    min += held;
+    if (max != 0 && max < min)
+      max = min;
+    gst_query_set_nth_allocation_pool (query, i, pool, size, min, max);
+    if (pool)
+      gst_object_unref (pool);
+  }
+  if (n_pools == 0) {
+    GstCaps *caps = NULL;
+    GstVideoInfo info;
+    gst_query_parse_allocation (query, &caps, NULL);
+    if (caps != NULL && gst_video_info_from_caps (&info, caps))
+      gst_query_add_allocation_pool (query, NULL, (guint) info.size, held, 0);
+  }
+  return TRUE;
+}
+
 static gboolean
 gst_ssfpn_detect_query (GstBaseTransform * trans, GstPadDirection direction,
     GstQuery * query)
 {
   GstSsfpnDetect *self = GST_SSFPN_DETECT (trans);
+
+  /* Upstream asks for its buffers back (before reusing its pool, say):
+   * serialized, so it comes from the streaming thread, like EOS. */
+  if (direction == GST_PAD_SINK && GST_QUERY_TYPE (query) == GST_QUERY_DRAIN) {
+    GstFlowReturn ret = drain (self);
+    if (ret != GST_FLOW_OK)
+      GST_DEBUG_OBJECT (self, "draining for a drain query: %s",
+          gst_flow_get_name (ret));
+  }
 
   if (direction != GST_PAD_SRC || GST_QUERY_TYPE (query) != GST_QUERY_LATENCY)
     return GST_BASE_TRANSFORM_CLASS (gst_ssfpn_detect_parent_class)->query

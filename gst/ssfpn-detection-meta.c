@@ -77,6 +77,7 @@ ssfpn_detection_meta_attach (GstBuffer *buffer, int frame_width,
         gst_buffer_add_video_region_of_interest_meta_id (buffer, label, x, y,
                                                          w, h);
     roi->id = g_atomic_int_add (&next_roi_id, 1);
+    roi->parent_id = -1;       /* a top-level region; GStreamer sets 0 */
     GstStructure *params = detection_structure (d);
 
 #ifdef HAVE_GST_ANALYTICS

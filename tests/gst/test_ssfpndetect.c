@@ -488,6 +488,27 @@ GST_START_TEST (test_detections_match_reference)
 
 GST_END_TEST;
 
+/* Detections are top-level regions: parent_id -1, as documented, not the
+ * 0 GStreamer initialises it to (which reads as a reference to ROI 0). */
+GST_START_TEST (test_roi_has_no_parent)
+{
+  GstHarness *h = harness_new (NULL);
+  gst_harness_set_src_caps (h, caps_for_case ("seq-0"));
+  GstBuffer *out = push_and_pull (h, "seq-0", 0);
+  guint n;
+  GstVideoRegionOfInterestMeta **metas = roi_metas (out, &n);
+  fail_unless (n > 0);
+  for (guint k = 0; k < n; k++) {
+    fail_unless (metas[k]->id > 0, "ROI id %d", metas[k]->id);
+    fail_unless_equals_int (metas[k]->parent_id, -1);
+  }
+  g_free (metas);
+  gst_buffer_unref (out);
+  gst_harness_teardown (h);
+}
+
+GST_END_TEST;
+
 GST_START_TEST (test_class_filter_and_thresholds)
 {
   /* classes keeps one class: the reference's detections of that class. */
@@ -596,6 +617,41 @@ GST_START_TEST (test_post_messages)
     gst_message_unref (msg);
     gst_buffer_unref (out);
   }
+  gst_element_set_bus (h->element, NULL);
+  gst_object_unref (bus);
+  gst_harness_teardown (h);
+}
+
+GST_END_TEST;
+
+/* A stream in bytes (appsrc's default format) has no running or stream
+ * time for the frames: the message says so instead of converting with a
+ * segment of the wrong format. */
+GST_START_TEST (test_post_messages_bytes_segment)
+{
+  GstHarness *h = harness_new ("post-messages=true");
+  GstBus *bus = gst_bus_new ();
+  gst_element_set_bus (h->element, bus);
+  gst_harness_set_src_caps (h, caps_for_case ("seq-0"));
+  GstSegment segment;
+  gst_segment_init (&segment, GST_FORMAT_BYTES);
+  fail_unless (gst_harness_push_event (h, gst_event_new_segment (&segment)));
+
+  GstBuffer *out = push_and_pull (h, "seq-0", 1);
+  check_detections (out, "seq-0");
+  GstMessage *msg = gst_bus_pop_filtered (bus, GST_MESSAGE_ELEMENT);
+  fail_unless (msg != NULL);
+  guint64 timestamp, stream_time, running_time;
+  fail_unless (gst_structure_get (gst_message_get_structure (msg),
+          "timestamp", G_TYPE_UINT64, &timestamp,
+          "stream-time", G_TYPE_UINT64, &stream_time,
+          "running-time", G_TYPE_UINT64, &running_time, NULL));
+  fail_unless_equals_uint64 (timestamp, GST_BUFFER_PTS (out));
+  fail_unless_equals_uint64 (stream_time, GST_CLOCK_TIME_NONE);
+  fail_unless_equals_uint64 (running_time, GST_CLOCK_TIME_NONE);
+  gst_message_unref (msg);
+  gst_buffer_unref (out);
+
   gst_element_set_bus (h->element, NULL);
   gst_object_unref (bus);
   gst_harness_teardown (h);
@@ -840,6 +896,14 @@ GST_START_TEST (test_error_input_size)
   expect_start_error (&s, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_SETTINGS,
       "input-size", "50", "32", NULL);
   standalone_free (&s);
+
+  /* Below the stride the examples are real sizes, not 0 (which means the
+   * model's own size, not a multiple to pick). */
+  s = standalone_new ();
+  g_object_set (s.element, "model", model_path, "input-size", 16, NULL);
+  expect_start_error (&s, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_SETTINGS,
+      "input-size", "16", "for example 32 or 64", NULL);
+  standalone_free (&s);
 }
 
 GST_END_TEST;
@@ -994,6 +1058,28 @@ processing_latency (GstHarness * h)
   return processing;
 }
 
+/* Held frames must not starve a fixed-size upstream pool: the allocation
+ * query asks for batch-size x inference-interval buffers more. */
+GST_START_TEST (test_allocation_counts_held_frames)
+{
+  GstHarness *h = harness_new ("batch-size=3 inference-interval=2");
+  GstCaps *caps = caps_for_case ("seq-0");
+  gst_harness_set_src_caps (h, gst_caps_ref (caps));
+
+  GstQuery *query = gst_query_new_allocation (caps, TRUE);
+  fail_unless (gst_pad_peer_query (h->srcpad, query));
+  fail_unless (gst_query_get_n_allocation_pools (query) >= 1);
+  guint size, min, max;
+  gst_query_parse_nth_allocation_pool (query, 0, NULL, &size, &min, &max);
+  fail_unless (min >= 6, "upstream pool min %u, 6 frames can be held", min);
+  fail_unless (max == 0 || max >= min);
+  gst_query_unref (query);
+  gst_caps_unref (caps);
+  gst_harness_teardown (h);
+}
+
+GST_END_TEST;
+
 GST_START_TEST (test_latency)
 {
   /* Exact: the batching part is a fixed number of frame durations; the
@@ -1041,6 +1127,32 @@ GST_START_TEST (test_flush_discards_partial_batch)
   fail_unless_equals_int (gst_harness_buffers_received (h), 3);
   for (guint i = 3; i < 6; i++) {
     GstBuffer *out = gst_harness_pull (h);
+    check_detections (out, sequence[i]);
+    gst_buffer_unref (out);
+  }
+  gst_harness_teardown (h);
+}
+
+GST_END_TEST;
+
+/* A drain query (decoders send one before they reuse or reconfigure their
+ * buffers) must get back every frame held for a partial batch, as EOS does. */
+GST_START_TEST (test_drain_query_pushes_partial_batch)
+{
+  GstHarness *h = harness_new ("batch-size=3");
+  gst_harness_set_src_caps (h, caps_for_case ("seq-0"));
+  for (guint i = 0; i < 2; i++)
+    fail_unless_equals_int (gst_harness_push (h, buffer_for_case (sequence[i],
+                i)), GST_FLOW_OK);
+  fail_unless_equals_int (gst_harness_buffers_received (h), 0);
+
+  GstQuery *drain = gst_query_new_drain ();
+  gst_pad_peer_query (h->srcpad, drain);
+  gst_query_unref (drain);
+  fail_unless_equals_int (gst_harness_buffers_received (h), 2);
+  for (guint i = 0; i < 2; i++) {
+    GstBuffer *out = gst_harness_pull (h);
+    fail_unless_equals_uint64 (GST_BUFFER_PTS (out), i * GST_SECOND / 30);
     check_detections (out, sequence[i]);
     gst_buffer_unref (out);
   }
@@ -1443,9 +1555,11 @@ ssfpndetect_suite (void)
   tcase_add_test (tc, test_caps_every_format);
   tcase_add_test (tc, test_caps_template);
   tcase_add_test (tc, test_detections_match_reference);
+  tcase_add_test (tc, test_roi_has_no_parent);
   tcase_add_test (tc, test_class_filter_and_thresholds);
   tcase_add_test (tc, test_labels_file);
   tcase_add_test (tc, test_post_messages);
+  tcase_add_test (tc, test_post_messages_bytes_segment);
   tcase_add_test (tc, test_property_defaults_and_ranges);
   tcase_add_test (tc, test_model_info_and_auto_device);
   tcase_add_test (tc, test_input_size_override);
@@ -1463,6 +1577,8 @@ ssfpndetect_suite (void)
   tcase_add_test (tc, test_batch_with_interval);
   tcase_add_test (tc, test_latency);
   tcase_add_test (tc, test_flush_discards_partial_batch);
+  tcase_add_test (tc, test_drain_query_pushes_partial_batch);
+  tcase_add_test (tc, test_allocation_counts_held_frames);
   tcase_add_test (tc, test_renegotiation_drains_batch);
   tcase_add_test (tc, test_shared_model_instances);
   tcase_add_test (tc, test_shared_context_in_pipeline);
