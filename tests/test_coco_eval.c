@@ -8,21 +8,8 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include "check.h"
 
-static int passed, failed;
-
-#define CHECK(cond, ...)                                                     \
-  do {                                                                       \
-    if (cond)                                                                \
-      passed++;                                                              \
-    else                                                                     \
-      {                                                                      \
-        failed++;                                                            \
-        fprintf (stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                \
-        fprintf (stderr, __VA_ARGS__);                                       \
-        fputc ('\n', stderr);                                                \
-      }                                                                      \
-  } while (0)
 
 #define CHECK_NEAR(value, expected, what)                                    \
   CHECK (fabs ((value) - (expected)) <= 1e-12, "%s: %.15g, expected %.15g",  \

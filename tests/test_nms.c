@@ -11,28 +11,8 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include "check.h"
 
-static int passed, failed;
-
-#define CHECK(cond, ...)                                                     \
-  do {                                                                       \
-    if (cond)                                                                \
-      passed++;                                                              \
-    else                                                                     \
-      {                                                                      \
-        failed++;                                                            \
-        fprintf (stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                \
-        fprintf (stderr, __VA_ARGS__);                                       \
-        fputc ('\n', stderr);                                                \
-      }                                                                      \
-  } while (0)
-
-static const char *
-data_dir (void)
-{
-  const char *env = g_getenv ("SSFPN_TEST_DATA");
-  return env ? env : SSFPN_TEST_DATA;
-}
 
 static gboolean
 close_enough (double a, double b)

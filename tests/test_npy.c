@@ -6,28 +6,8 @@
 #include <glib/gstdio.h>
 #include <stdio.h>
 #include <string.h>
+#include "check.h"
 
-static int passed, failed;
-
-#define CHECK(cond, ...)                                                     \
-  do {                                                                       \
-    if (cond)                                                                \
-      passed++;                                                              \
-    else                                                                     \
-      {                                                                      \
-        failed++;                                                            \
-        fprintf (stderr, "FAIL %s:%d: ", __FILE__, __LINE__);                \
-        fprintf (stderr, __VA_ARGS__);                                       \
-        fputc ('\n', stderr);                                                \
-      }                                                                      \
-  } while (0)
-
-static const char *
-data_dir (void)
-{
-  const char *env = g_getenv ("SSFPN_TEST_DATA");
-  return env ? env : SSFPN_TEST_DATA;
-}
 
 /* A file image: prefix for @version (1, 2 or 3), @dict padded to 64 bytes
  * with a final newline unless @raw_dict, then @data_bytes bytes of data
