@@ -9,12 +9,13 @@
  * x_min, y_min, x_max, y_max normalised to the frame (the "detection"
  * structure).
  *
- *   detect-json MODEL.safetensors [VIDEO]
- *   detect-json MODEL.safetensors --source "videotestsrc ! video/x-raw,..."
- *                                 [--sink "ssfpnoverlay ! ... ! filesink ..."]
+ *   detect-json MODEL [VIDEO]
+ *   detect-json MODEL --source "videotestsrc ! video/x-raw,..."
+ *                     [--sink "ssfpnoverlay ! ... ! filesink ..."]
  *
- * Without VIDEO or --source, a test pattern is used; without --sink, the
- * frames end in a fakesink.
+ * MODEL is a .safetensors file, or "default" for the model built into the
+ * engine. Without VIDEO or --source, a test pattern is used; without
+ * --sink, the frames end in a fakesink.
  */
 #include <gst/gst.h>
 #include <gst/video/video.h>
@@ -75,12 +76,14 @@ main (int argc, char **argv)
 {
   gst_init (&argc, &argv);
   if (argc < 2) {
-    fprintf (stderr, "usage: %s MODEL.safetensors [VIDEO | --source "
+    fprintf (stderr, "usage: %s MODEL.safetensors|default [VIDEO | --source "
              "DESCRIPTION [--sink DESCRIPTION]]\n", argv[0]);
     return 2;
   }
 
-  gchar *model = g_strescape (argv[1], NULL);
+  /* ssfpndetect's empty "model" is the built-in default model */
+  gchar *model = g_str_equal (argv[1], "default") ? g_strdup ("")
+      : g_strescape (argv[1], NULL);
   gchar *source;
   const gchar *sink = "fakesink";
   if (argc > 5 && g_str_equal (argv[4], "--sink"))

@@ -2,7 +2,7 @@
 """Prints one JSON line per frame with ssfpndetect's detections, like
 detect-json.c, with PyGObject.
 
-    GST_PLUGIN_PATH=build/gst examples/detect_json.py MODEL.safetensors [VIDEO]
+    GST_PLUGIN_PATH=build/gst examples/detect_json.py MODEL.safetensors|default [VIDEO]
 
 PyGObject cannot read the fields of a GstVideoRegionOfInterestMeta on
 GStreamer 1.22 (metas are not introspectable), so this reads the same
@@ -39,15 +39,16 @@ def frame_json(s):
 
 def main(argv):
     if len(argv) < 2:
-        print(f'usage: {argv[0]} MODEL.safetensors [VIDEO]', file=sys.stderr)
+        print(f'usage: {argv[0]} MODEL.safetensors|default [VIDEO]', file=sys.stderr)
         return 2
     Gst.init(None)
+    model = '' if argv[1] == 'default' else argv[1]  # empty: the built-in model
     source = (f'filesrc location="{argv[2]}" ! decodebin ! videoconvert'
               if len(argv) > 2 else
               'videotestsrc num-buffers=30 pattern=ball ! '
               'video/x-raw,format=NV12,width=320,height=240')
     pipeline = Gst.parse_launch(
-        f'{source} ! ssfpndetect model="{argv[1]}" post-messages=true ! '
+        f'{source} ! ssfpndetect model="{model}" post-messages=true ! '
         'fakesink')
     bus = pipeline.get_bus()
     pipeline.set_state(Gst.State.PLAYING)

@@ -202,13 +202,13 @@ gst_ssfpn_detect_class_init (GstSsfpnDetectClass * klass)
    * GstSsfpnDetect:model:
    *
    * The model file (.safetensors, see docs/model-format.md). Empty selects
-   * the embedded default model, which this build does not have yet: the
-   * element then refuses to start.
+   * the default model built into the engine: yolov5n-ssfpn trained on
+   * synthetic shapes (docs/default-model.md).
    */
   g_object_class_install_property (gobject_class, PROP_MODEL,
       g_param_spec_string ("model", "Model",
-          "Path of the model file (.safetensors); empty means the embedded "
-          "default model (none in this build yet)", DEFAULT_PROP_MODEL,
+          "Path of the model file (.safetensors); empty means the built-in "
+          "default model (six shape classes)", DEFAULT_PROP_MODEL,
           ready_flags));
 
   /**
@@ -665,7 +665,12 @@ static void
 post_model_error (GstSsfpnDetect * self, const gchar * path,
     const GError * error)
 {
-  if (g_error_matches (error, SSFPN_ERROR, SSFPN_ERROR_ARGUMENT)) {
+  if (path == NULL || *path == '\0') {
+    /* only a broken build: the default model is compiled in */
+    GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ,
+        ("The built-in default model cannot be used: %s", error->message),
+        ("%s", error->message));
+  } else if (g_error_matches (error, SSFPN_ERROR, SSFPN_ERROR_ARGUMENT)) {
     /* the model cache: an id shared with another model file */
     GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("%s", error->message),
         ("model \"%s\"", path));
@@ -771,8 +776,6 @@ gst_ssfpn_detect_start (GstBaseTransform * trans)
   guint batch_size = self->batch_size;
   GST_OBJECT_UNLOCK (self);
 
-  if (model_path == NULL || *model_path == '\0')
-    goto no_model;
   if (classes_error != NULL)
     goto bad_classes_syntax;
 
@@ -816,8 +819,8 @@ gst_ssfpn_detect_start (GstBaseTransform * trans)
   self->inference = inference;
   self->labels = labels;
   self->num_classes = num_classes;
-  self->model_info = model_info_new (model_path, self->active_instance_id,
-      model, labels, context);
+  self->model_info = model_info_new (ssfpn_model_path (model),
+      self->active_instance_id, model, labels, context);
   self->processing_latency =
       ssfpn_inference_last_run_us (inference) * GST_USECOND;
   /* What the latency query adds for the run itself, for applications and
@@ -836,11 +839,6 @@ gst_ssfpn_detect_start (GstBaseTransform * trans)
     g_array_unref (class_filter);
   return TRUE;
 
-no_model:
-  GST_ELEMENT_ERROR (self, RESOURCE, NOT_FOUND,
-      ("No model: no default model is embedded in this build yet; set the "
-          "\"model\" property to a model file (.safetensors)."), (NULL));
-  goto failed;
 bad_classes_syntax:
   GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS,
       ("Invalid \"classes\" property: %s", classes_error), (NULL));
@@ -870,7 +868,7 @@ context_failed:
   else
     GST_ELEMENT_ERROR (self, LIBRARY, INIT,
         ("Cannot prepare model \"%s\" on device \"%s\" (precision %s, "
-            "batch-size %u, input-size %u): %s", model_path,
+            "batch-size %u, input-size %u): %s", ssfpn_model_path (model),
             device ? device : "auto",
             g_enum_get_value (g_type_class_peek (GST_TYPE_SSFPN_PRECISION),
                 precision)->value_nick, batch_size, input_size,

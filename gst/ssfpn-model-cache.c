@@ -27,12 +27,26 @@ has_instance_id (const char *instance_id)
   return instance_id != NULL && *instance_id != '\0';
 }
 
+/* An empty path is the default model built into the engine. */
+static gboolean
+is_default (const char *path)
+{
+  return path == NULL || *path == '\0';
+}
+
+static SsfpnModel *
+open_model (const char *path, GError **error)
+{
+  return is_default (path) ? ssfpn_model_open_default (error)
+                           : ssfpn_model_open (path, error);
+}
+
 SsfpnModel *
 ssfpn_model_cache_acquire (const char *instance_id, const char *path,
                            GError **error)
 {
   if (!has_instance_id (instance_id))
-    return ssfpn_model_open (path, error);
+    return open_model (path, error);
 
   /* Opening under the lock makes a second element with the same id wait for
    * the first load instead of loading the file twice. */
@@ -42,7 +56,8 @@ ssfpn_model_cache_acquire (const char *instance_id, const char *path,
                                            cache_entry_free);
 
   /* Two spellings of one file are one model. */
-  g_autofree char *canonical = g_canonicalize_filename (path, NULL);
+  g_autofree char *canonical = is_default (path)
+      ? g_strdup (SSFPN_DEFAULT_MODEL_NAME) : g_canonicalize_filename (path, NULL);
   SsfpnModel *model = NULL;
   CacheEntry *entry = g_hash_table_lookup (cache_entries, instance_id);
   if (entry != NULL) {
@@ -51,7 +66,7 @@ ssfpn_model_cache_acquire (const char *instance_id, const char *path,
                    "model-instance-id \"%s\" is already in use with model "
                    "\"%s\"; this element asks for \"%s\". Elements sharing an "
                    "id must use the same model file", instance_id,
-                   entry->path, path);
+                   entry->path, is_default (path) ? SSFPN_DEFAULT_MODEL_NAME : path);
       goto out;
     }
     entry->users++;
@@ -59,7 +74,7 @@ ssfpn_model_cache_acquire (const char *instance_id, const char *path,
     goto out;
   }
 
-  model = ssfpn_model_open (path, error);
+  model = open_model (path, error);
   if (model == NULL)
     goto out;
   entry = g_new0 (CacheEntry, 1);

@@ -17,8 +17,9 @@
 G_BEGIN_DECLS
 
 /* Returns a new reference to the model for @instance_id, opening @path when
- * no element holds that id yet. Fails when the id is held with another
- * model file. With a NULL or empty @instance_id the model is opened for the
+ * no element holds that id yet; a NULL or empty @path is the engine's
+ * built-in default model. Fails when the id is held with another model
+ * file. With a NULL or empty @instance_id the model is opened for the
  * caller alone. Release with ssfpn_model_cache_release. */
 SsfpnModel *ssfpn_model_cache_acquire (const char *instance_id,
                                        const char *path, GError **error);

@@ -1,17 +1,16 @@
 #!/bin/sh
-# The main command: installs what it needs, builds, and runs a real
-# GStreamer pipeline through the plugin:
+# The main command: installs what it needs, builds, renders a short clip of
+# synthetic scenes (tools/make_dataset.py: the world the default model was
+# trained on, with a seed it never saw) and runs a real GStreamer pipeline
+# through the plugin with the built-in default model:
 #
-#   videotestsrc (NV12) ! ssfpndetect ! ssfpnoverlay ! tee
+#   multifilesrc (JPEG scenes) ! jpegdec ! videoconvert (NV12)
+#       ! ssfpndetect ! ssfpnoverlay ! tee
 #       ├─ jpegenc ! avimux ! filesink      (annotated video)
 #       └─ videorate (1 fps) ! pngenc ! multifilesink   (a few frames)
 #
 # An application reading the detection metadata in a pad probe
 # (examples/detect-json.c) writes one JSON line per frame. Safe to run twice.
-#
-# Until the project's trained default model lands, the model is a small
-# ssFPN network with random weights shipped with the tests: the boxes show
-# the mechanics, not real objects.
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -20,22 +19,29 @@ scripts/install-deps.sh
 [ -d build/meson-private ] || meson setup build >/dev/null
 meson compile -C build >/dev/null
 
-model=tests/data/ssfpn.safetensors
+model=default
 out=build/demo
-frames=120
+scenes=24
 rm -rf "$out"
 mkdir -p "$out"
 export GST_PLUGIN_PATH="$PWD/build/gst"
+
+echo "== the clip: $scenes synthetic scenes, 640x480 (seed 11)"
+# Debian's interpreter: it has NumPy and PIL (install-deps.sh).
+/usr/bin/python3 tools/make_dataset.py "$out/scenes" --count "$scenes" \
+  --seed 11 --size 640,480 --workers "$(nproc)" >/dev/null
 
 echo "== the model: build/engine/ssfpn info $model"
 build/engine/ssfpn info "$model" | head -7
 
 echo
-echo "== the pipeline: videotestsrc ! ssfpndetect ! ssfpnoverlay ! (video, PNG frames)"
+echo
+echo "== the pipeline: scenes ! ssfpndetect ! ssfpnoverlay ! (video, PNG frames)"
 start=$(date +%s.%N)
 build/examples/detect-json "$model" \
-  --source "videotestsrc num-buffers=$frames pattern=ball \
-    ! video/x-raw,format=NV12,width=640,height=480,framerate=30/1" \
+  --source "multifilesrc location=$out/scenes/images/%06d.jpg \
+      stop-index=$((scenes - 1)) caps=image/jpeg,framerate=2/1 \
+    ! jpegdec ! videoconvert ! video/x-raw,format=NV12" \
   --sink "ssfpnoverlay ! tee name=t \
     t. ! queue ! videoconvert ! jpegenc ! avimux ! filesink location=$out/annotated.avi \
     t. ! queue ! videorate drop-only=true max-rate=1 ! videoconvert ! pngenc \

@@ -5,8 +5,9 @@ set -eu
 
 # Engine: GLib, json-glib, oneDNN, libpng, libjpeg. Plugin: GStreamer 1.22,
 # gst-check, videotestsrc, the tools; Cairo and Pango for the overlay.
-# Tests: clang for libFuzzer.
+# Demo: NumPy and PIL render the synthetic scenes. Tests: clang for libFuzzer.
 packages="build-essential meson ninja-build pkg-config python3
+python3-numpy python3-pil
 libglib2.0-dev libjson-glib-dev libdnnl-dev libpng-dev libjpeg-dev
 libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-plugins-base
 gstreamer1.0-plugins-good gstreamer1.0-tools libcairo2-dev libpango1.0-dev fonts-dejavu-core

@@ -30,3 +30,12 @@ stderr_has () {
     fail "$2: stderr is not one line holding '$1': $(cat "$work/err")"
   fi
 }
+
+# stdout_has TEXT DESCRIPTION: the standard output holds TEXT.
+stdout_has () {
+  if grep -F -q -- "$1" "$work/out"; then
+    pass
+  else
+    fail "$2: stdout lacks '$1': $(head -c 300 "$work/out")"
+  fi
+}

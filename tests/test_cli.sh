@@ -54,8 +54,10 @@ for cmd in info bench; do
   stderr_has "ssfpn: " "$cmd on a missing model"
   stderr_has "$missing" "$cmd on a missing model"
 done
-expect 1 "default model" -- "$SSFPN" info default
-stderr_has "no default model is embedded in this build" "default model"
+# The default model is compiled in: six shapes at 640x640.
+expect 0 "default model" -- "$SSFPN" info default
+stdout_has "imgsz       640x640" "default model"
+stdout_has "classes     6: circle, square, triangle, star, hexagon, cross" "default model"
 
 # A float64 (1, 3, 32, 32) .npy file, as NumPy writes one: 10-byte prefix,
 # a 118-byte header (octal 166), 24576 bytes of data.

@@ -1166,6 +1166,36 @@ test_conversions (void)
          mismatches);
 }
 
+/* The model compiled into the library: the six shapes at 640x640, in F16
+ * (docs/default-model.md), named as the default in messages. */
+static void
+test_default_model (void)
+{
+  static const char *const names[] = { "circle", "square", "triangle",
+                                       "star", "hexagon", "cross" };
+  GError *error = NULL;
+  SsfpnModel *model = ssfpn_model_open_default (&error);
+  if (!check (model != NULL, "default model opens", "%s",
+              error ? error->message : ""))
+    {
+      g_clear_error (&error);
+      return;
+    }
+  int height = 0, width = 0;
+  ssfpn_model_input_size (model, &height, &width);
+  check (height == 640 && width == 640, "default model size", "%dx%d",
+         height, width);
+  check (strcmp (ssfpn_model_path (model), SSFPN_DEFAULT_MODEL_NAME) == 0,
+         "default model name", "%s", ssfpn_model_path (model));
+  int classes = ssfpn_model_num_classes (model);
+  check (classes == 6, "default model classes", "%d classes", classes);
+  for (int i = 0; i < 6 && i < classes; i++)
+    check (strcmp (ssfpn_model_class_name (model, i), names[i]) == 0,
+           "default model class names", "class %d is %s, expected %s", i,
+           ssfpn_model_class_name (model, i), names[i]);
+  ssfpn_model_unref (model);
+}
+
 int
 main (void)
 {
@@ -1176,6 +1206,7 @@ main (void)
   test_defect_rows ();
   test_valid_variants ();
   test_files ();
+  test_default_model ();
 
   g_print ("%d passed, %d failed\n", n_passed, n_failed);
   return n_failed ? 1 : 0;

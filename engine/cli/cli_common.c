@@ -127,12 +127,7 @@ SsfpnModel *
 cli_open_model (const char *argument, GError **error)
 {
   if (strcmp (argument, "default") == 0)
-    {
-      g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_UNSUPPORTED,
-                   "no default model is embedded in this build; "
-                   "give the path of a model file");
-      return NULL;
-    }
+    return ssfpn_model_open_default (error);
 
   GError *local = NULL;
   SsfpnModel *model = ssfpn_model_open (argument, &local);

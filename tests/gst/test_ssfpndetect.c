@@ -803,16 +803,6 @@ GST_END_TEST;
 
 /* ---- errors ------------------------------------------------------------ */
 
-GST_START_TEST (test_error_no_model)
-{
-  Standalone s = standalone_new ();
-  expect_start_error (&s, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_NOT_FOUND,
-      "no default model is embedded in this build yet", "model", NULL);
-  standalone_free (&s);
-}
-
-GST_END_TEST;
-
 GST_START_TEST (test_error_missing_model)
 {
   Standalone s = standalone_new ();
@@ -1563,7 +1553,6 @@ ssfpndetect_suite (void)
   tcase_add_test (tc, test_property_defaults_and_ranges);
   tcase_add_test (tc, test_model_info_and_auto_device);
   tcase_add_test (tc, test_input_size_override);
-  tcase_add_test (tc, test_error_no_model);
   tcase_add_test (tc, test_error_missing_model);
   tcase_add_test (tc, test_error_corrupt_model);
   tcase_add_test (tc, test_error_unreadable_model);

@@ -22,6 +22,7 @@ from ssfpn_ref import Model, load_config, non_max_suppression, write_model_file
 from ssfpn_ref.modules import Detect
 
 from .data import YoloDataset, apply_hsv_gains, collate
+from .fast3d import use_conv2d_for_conv3d
 from .loss import YoloLoss
 from .metrics import average_precision, match_image
 from .optim import ModelEMA, build_optimizer, cosine_factor, warmup
@@ -140,6 +141,13 @@ def parse_args(argv):
     p.add_argument('--val', help='validation dataset folder (loss and quick AP each epoch)')
     p.add_argument('--out', required=True, help='output folder')
     p.add_argument('--img', type=int, default=640, help='training input size (square)')
+    p.add_argument('--export-size', type=int,
+                   help='input size written into the model files (default --img); the '
+                   'network is fully convolutional, so a model trained on 320 crops of '
+                   'the world runs at 640 on objects of the same pixel sizes')
+    p.add_argument('--warmup-epochs', type=float, help='default 3 (YOLOv5)')
+    p.add_argument('--threads', type=int, default=0,
+                   help='CPU threads for torch (default: all cores)')
     p.add_argument('--epochs', type=int, default=100)
     p.add_argument('--batch', type=int, default=16)
     p.add_argument('--nominal-batch', type=int, default=NOMINAL_BATCH,
@@ -171,6 +179,8 @@ def main(argv=None):
     else:
         device = torch.device(args.device)
     amp = device.type == 'cuda' and not args.no_amp
+    if device.type == 'cpu':
+        torch.set_num_threads(args.threads or os.cpu_count() or 1)
     os.makedirs(args.out, exist_ok=True)
 
     hyp = dict(DEFAULT_HYP)
@@ -178,6 +188,8 @@ def main(argv=None):
         hyp['lr0'] = 0.001
     if args.lr0 is not None:
         hyp['lr0'] = args.lr0
+    if args.warmup_epochs is not None:
+        hyp['warmup_epochs'] = args.warmup_epochs
 
     model = build_model(args.cfg, len(CLASS_NAMES), CLASS_NAMES).to(device)
     detect = model.model[-1]
@@ -194,6 +206,9 @@ def main(argv=None):
     for group in optimizer.param_groups:
         group['initial_lr'] = hyp['lr0']
     ema = ModelEMA(model)
+    if device.type == 'cpu':  # same parameters and results, fewer seconds
+        use_conv2d_for_conv3d(model)
+        use_conv2d_for_conv3d(ema.ema)
     scaler = grad_scaler(amp)
     start_epoch, iteration = 0, 0
 
@@ -215,7 +230,8 @@ def main(argv=None):
                       'cfg': args.cfg, 'parameters': model.parameter_count(),
                       'train_images': len(train_set), 'batch': args.batch,
                       'accumulate': accumulate, 'warmup_steps': warmup_steps,
-                      'epochs': args.epochs, 'hyp': hyp}), flush=True)
+                      'epochs': args.epochs, 'threads': torch.get_num_threads(),
+                      'hyp': hyp}), flush=True)
 
     started = time.time()
     metrics_file = open(os.path.join(args.out, 'metrics.jsonl'), 'a', encoding='utf-8')
@@ -281,7 +297,7 @@ def main(argv=None):
             finished = False
             break
     metrics_file.close()
-    paths = save_model_files(ema.ema, args.out, args.img)
+    paths = save_model_files(ema.ema, args.out, args.export_size or args.img)
     print(json.dumps({'finished': finished, 'model_files': paths,
                       'checkpoint': ckpt_path,
                       'minutes': round((time.time() - started) / 60, 2)}), flush=True)

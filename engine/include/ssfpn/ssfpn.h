@@ -43,6 +43,11 @@ SSFPN_API SsfpnModel *ssfpn_model_open (const char *path, GError **error);
 SSFPN_API SsfpnModel *ssfpn_model_open_bytes (GBytes *bytes, const char *name,
                                     GError **error);
 
+/* The default model built into the library (docs/default-model.md): six
+ * shape classes, 640x640. Its ssfpn_model_path() is SSFPN_DEFAULT_MODEL_NAME. */
+#define SSFPN_DEFAULT_MODEL_NAME "default (built-in yolov5n-ssfpn shapes model)"
+SSFPN_API SsfpnModel *ssfpn_model_open_default (GError **error);
+
 SSFPN_API SsfpnModel *ssfpn_model_ref (SsfpnModel *model);
 SSFPN_API void ssfpn_model_unref (SsfpnModel *model);
 
