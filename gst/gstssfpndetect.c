@@ -665,15 +665,15 @@ static void
 post_model_error (GstSsfpnDetect * self, const gchar * path,
     const GError * error)
 {
-  if (path == NULL || *path == '\0') {
+  if (g_error_matches (error, SSFPN_ERROR, SSFPN_ERROR_ARGUMENT)) {
+    /* the model cache: an id shared with another model file */
+    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("%s", error->message),
+        ("model \"%s\"", path ? path : ""));
+  } else if (path == NULL || *path == '\0') {
     /* only a broken build: the default model is compiled in */
     GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ,
         ("The built-in default model cannot be used: %s", error->message),
         ("%s", error->message));
-  } else if (g_error_matches (error, SSFPN_ERROR, SSFPN_ERROR_ARGUMENT)) {
-    /* the model cache: an id shared with another model file */
-    GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("%s", error->message),
-        ("model \"%s\"", path));
   } else if (!g_file_test (path, G_FILE_TEST_EXISTS)) {
     GST_ELEMENT_ERROR (self, RESOURCE, NOT_FOUND,
         ("Model file \"%s\" does not exist.", path), ("%s", error->message));

@@ -1227,6 +1227,15 @@ GST_START_TEST (test_shared_model_instances)
   standalone_free (&s);
   fail_unless_equals_int (model_cache_users ("shared-test"), 2);
 
+  /* So is the built-in default model (an empty "model"). */
+  s = standalone_new ();
+  g_object_set (s.element, "model", "", "model-instance-id", "shared-test",
+      NULL);
+  expect_start_error (&s, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_SETTINGS,
+      "shared-test", "default", NULL);
+  standalone_free (&s);
+  fail_unless_equals_int (model_cache_users ("shared-test"), 2);
+
   gst_harness_teardown (a);
   fail_unless_equals_int (model_cache_users ("shared-test"), 1);
   fail_unless_equals_int (model_cache_contexts ("shared-test"), 1);
