@@ -23,9 +23,10 @@
 # `eval`; PYTHON picks the interpreter (default: the first with torch, PIL,
 # yaml).
 #
-# Measured time on the 2-core development machine (no GPU): data 8 min,
-# yolov5n-ssfpn 5.5 min an epoch, yolov5n 3 min an epoch (2 threads, one
-# augmentation worker), so about 75 minutes for both models.  A GPU
+# Measured time on the 2-core development machine (no GPU): data 1.5 min,
+# yolov5n-ssfpn 5.5 min an epoch, yolov5n 3.3 min an epoch (2 threads, one
+# augmentation worker, the machine otherwise idle), so about 70 minutes for
+# both models, and 4 minutes for each `eval` at 640.  A GPU
 # machine runs the same recipe (mixed precision) far faster; larger
 # budgets (EPOCHS, TRAIN_COUNT) should then improve the figures.
 set -eu
