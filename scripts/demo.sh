@@ -35,7 +35,6 @@ echo "== the model: build/engine/ssfpn info $model"
 build/engine/ssfpn info "$model" | head -7
 
 echo
-echo
 echo "== the pipeline: scenes ! ssfpndetect ! ssfpnoverlay ! (video, PNG frames)"
 start=$(date +%s.%N)
 build/examples/detect-json "$model" \

@@ -15,20 +15,20 @@
 # same pixel sizes), TEST_IMG (640: the held-out scenes and the input size
 # written into the model files), EPOCHS (8), WARMUP_EPOCHS (1), BATCH (16),
 # NOMINAL_BATCH (16: an optimiser step every batch; YOLOv5's 64 makes a
-# quarter of the steps, too few for a budget this short), OPTIMIZER (SGD), WORKERS (1), THREADS (torch CPU threads, 0 = all
-# cores), MAX_MINUTES (0 = no limit: stop each model cleanly after the
-# epoch that passes it; run the script again to resume from
-# WORK/runs/*/last.pt, which is how a run fits a machine lent for 10-minute
-# commands).  SSFPN (build/engine/ssfpn) is the engine used for `info` and
-# `eval`; PYTHON picks the interpreter (default: the first with torch, PIL,
-# yaml).
+# quarter of the steps, too few for a budget this short), OPTIMIZER (SGD),
+# WORKERS (1), THREADS (torch CPU threads, 0 = all cores), MAX_MINUTES (0 =
+# no limit: stop each model cleanly after the epoch that passes it; run the
+# script again to resume from WORK/runs/*/last.pt, which is how a run fits a
+# machine lent for 10-minute commands).  SSFPN (build/engine/ssfpn) is the
+# engine used for `info` and `eval`; PYTHON picks the interpreter (default:
+# the first with torch, PIL, yaml).
 #
 # Measured time on the 2-core development machine (no GPU): data 1.5 min,
 # yolov5n-ssfpn 5.5 min an epoch, yolov5n 3.3 min an epoch (2 threads, one
 # augmentation worker, the machine otherwise idle), so about 70 minutes for
-# both models, and 4 minutes for each `eval` at 640.  A GPU
-# machine runs the same recipe (mixed precision) far faster; larger
-# budgets (EPOCHS, TRAIN_COUNT) should then improve the figures.
+# both models; each `eval` of the test set at 640 takes 20-30 s.  A GPU
+# machine runs the same recipe (mixed precision) far faster; larger budgets
+# (EPOCHS, TRAIN_COUNT) should then improve the figures.
 set -eu
 cd "$(dirname "$0")/.."
 

@@ -1166,7 +1166,7 @@ test_conversions (void)
          mismatches);
 }
 
-/* The model compiled into the library: the six shapes at 640x640, in F16
+/* The model compiled into the library: the six shapes at 640x640
  * (docs/default-model.md), named as the default in messages. */
 static void
 test_default_model (void)

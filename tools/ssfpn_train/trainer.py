@@ -143,8 +143,8 @@ def parse_args(argv):
     p.add_argument('--img', type=int, default=640, help='training input size (square)')
     p.add_argument('--export-size', type=int,
                    help='input size written into the model files (default --img); the '
-                   'network is fully convolutional, so a model trained on 320 crops of '
-                   'the world runs at 640 on objects of the same pixel sizes')
+                   'network is fully convolutional, so a model trained on 320x320 scenes '
+                   'runs at 640 on objects of the same pixel sizes')
     p.add_argument('--warmup-epochs', type=float, help='default 3 (YOLOv5)')
     p.add_argument('--threads', type=int, default=0,
                    help='CPU threads for torch (default: all cores)')
