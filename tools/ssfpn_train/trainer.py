@@ -168,6 +168,10 @@ def parse_args(argv):
                         '(0: no limit); --resume continues')
     p.add_argument('--val-every', type=int, default=1, help='validate every N epochs')
     p.add_argument('--resume', action='store_true', help='continue from OUT/last.pt')
+    p.add_argument('--init-weights', metavar='CKPT',
+                   help='start from the EMA weights of another run\'s last.pt, with a '
+                        'fresh optimiser, warm-up and cosine schedule (a longer training '
+                        'after a short one); ignored when --resume finds OUT/last.pt')
     return p.parse_args(argv)
 
 
@@ -221,6 +225,16 @@ def main(argv=None):
         optimizer.load_state_dict(ckpt['optimizer'])
         start_epoch, iteration = ckpt['epoch'] + 1, ckpt['iteration']
         print(f'resumed from {ckpt_path} at epoch {start_epoch}', flush=True)
+    elif args.init_weights:
+        # The EMA weights are the ones a run exports; both copies start there.
+        ckpt = torch.load(args.init_weights, map_location=device)
+        if ckpt.get('args', {}).get('cfg') not in (None, args.cfg):
+            sys.exit(f'{args.init_weights}: trained from {ckpt["args"]["cfg"]}, '
+                     f'not {args.cfg}')
+        model.load_state_dict(ckpt['ema'])
+        ema.ema.load_state_dict(ckpt['ema'])
+        print(f'initial weights: EMA of {args.init_weights} '
+              f'(epoch {ckpt["epoch"] + 1}, iteration {ckpt["iteration"]})', flush=True)
 
     train_set = YoloDataset(args.data, args.img, hyp, augment=True, cache=args.cache)
     val_set = YoloDataset(args.val, args.img, cache=args.cache) if args.val else None
