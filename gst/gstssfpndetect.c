@@ -669,7 +669,7 @@ post_model_error (GstSsfpnDetect * self, const gchar * path,
     /* the model cache: an id shared with another model file */
     GST_ELEMENT_ERROR (self, RESOURCE, SETTINGS, ("%s", error->message),
         ("model \"%s\"", path ? path : ""));
-  } else if (path == NULL || *path == '\0') {
+  } else if (ssfpn_model_path_is_default (path)) {
     /* only a broken build: the default model is compiled in */
     GST_ELEMENT_ERROR (self, RESOURCE, OPEN_READ,
         ("The built-in default model cannot be used: %s", error->message),

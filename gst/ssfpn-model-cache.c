@@ -27,9 +27,8 @@ has_instance_id (const char *instance_id)
   return instance_id != NULL && *instance_id != '\0';
 }
 
-/* An empty path is the default model built into the engine. */
-static gboolean
-is_default (const char *path)
+gboolean
+ssfpn_model_path_is_default (const char *path)
 {
   return path == NULL || *path == '\0';
 }
@@ -37,8 +36,8 @@ is_default (const char *path)
 static SsfpnModel *
 open_model (const char *path, GError **error)
 {
-  return is_default (path) ? ssfpn_model_open_default (error)
-                           : ssfpn_model_open (path, error);
+  return ssfpn_model_path_is_default (path)
+      ? ssfpn_model_open_default (error) : ssfpn_model_open (path, error);
 }
 
 SsfpnModel *
@@ -56,7 +55,7 @@ ssfpn_model_cache_acquire (const char *instance_id, const char *path,
                                            cache_entry_free);
 
   /* Two spellings of one file are one model. */
-  g_autofree char *canonical = is_default (path)
+  g_autofree char *canonical = ssfpn_model_path_is_default (path)
       ? g_strdup (SSFPN_DEFAULT_MODEL_NAME) : g_canonicalize_filename (path, NULL);
   SsfpnModel *model = NULL;
   CacheEntry *entry = g_hash_table_lookup (cache_entries, instance_id);
@@ -66,7 +65,8 @@ ssfpn_model_cache_acquire (const char *instance_id, const char *path,
                    "model-instance-id \"%s\" is already in use with model "
                    "\"%s\"; this element asks for \"%s\". Elements sharing an "
                    "id must use the same model file", instance_id,
-                   entry->path, is_default (path) ? SSFPN_DEFAULT_MODEL_NAME : path);
+                   entry->path, ssfpn_model_path_is_default (path)
+                       ? SSFPN_DEFAULT_MODEL_NAME : path);
       goto out;
     }
     entry->users++;

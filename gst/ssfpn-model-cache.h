@@ -21,6 +21,10 @@ G_BEGIN_DECLS
  * built-in default model. Fails when the id is held with another model
  * file. With a NULL or empty @instance_id the model is opened for the
  * caller alone. Release with ssfpn_model_cache_release. */
+/* TRUE for the "model" values that select the engine's built-in default
+ * model: NULL and empty. */
+gboolean ssfpn_model_path_is_default (const char *path);
+
 SsfpnModel *ssfpn_model_cache_acquire (const char *instance_id,
                                        const char *path, GError **error);
 
