@@ -228,9 +228,9 @@ def main(argv=None):
     elif args.init_weights:
         # The EMA weights are the ones a run exports; both copies start there.
         ckpt = torch.load(args.init_weights, map_location=device)
-        if ckpt.get('args', {}).get('cfg') not in (None, args.cfg):
-            sys.exit(f'{args.init_weights}: trained from {ckpt["args"]["cfg"]}, '
-                     f'not {args.cfg}')
+        trained_cfg = ckpt.get('args', {}).get('cfg')
+        if trained_cfg and os.path.abspath(trained_cfg) != os.path.abspath(args.cfg):
+            sys.exit(f'{args.init_weights}: trained from {trained_cfg}, not {args.cfg}')
         model.load_state_dict(ckpt['ema'])
         ema.ema.load_state_dict(ckpt['ema'])
         print(f'initial weights: EMA of {args.init_weights} '
