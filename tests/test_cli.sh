@@ -247,6 +247,19 @@ expect 0 "eval --json, labels moved away" -- "$SSFPN" eval "$model" "$work/far" 
   "$PYTHON" -c 'import json,sys; d=json.load(sys.stdin); assert 0 <= d["ap50"] < 0.1, d' <"$work/out" \
     && pass || fail "eval on moved labels: $(head -c 400 "$work/out")"
 }
+# val.py's multi-label NMS by default: at conf 0.001 some boxes pass for
+# more than one class, so --single-label (detect.py's NMS) keeps fewer.
+expect 0 "eval --json --single-label" -- "$SSFPN" eval "$model" "$work/set" --json --single-label && {
+  cp "$work/out" "$work/single.json"
+  "$SSFPN" eval "$model" "$work/set" --json >"$work/multi.json" 2>"$work/err"
+  "$PYTHON" - "$work/single.json" "$work/multi.json" <<'EOF' && pass || fail "eval --single-label: $(head -c 400 "$work/single.json")"
+import json, sys
+single, multi = (json.load(open(p)) for p in sys.argv[1:])
+count = lambda d: sum(c["detections"] for c in d["classes"])
+assert single["multi_label"] is False and multi["multi_label"] is True, (single, multi)
+assert count(multi) > count(single), (count(multi), count(single))
+EOF
+}
 expect 1 "eval on a missing dataset" -- "$SSFPN" eval "$model" "$work/no-such-set"
 stderr_has "no-such-set" "eval on a missing dataset"
 

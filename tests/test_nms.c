@@ -54,6 +54,7 @@ check_fixture (const char *name)
   options.iou_threshold = json_object_get_double_member (spec, "iou");
   options.max_detections = json_object_get_int_member (spec, "max_det");
   options.agnostic = json_object_get_boolean_member (spec, "agnostic");
+  options.multi_label = json_object_get_boolean_member (spec, "multi_label");
   int classes[128];
   JsonNode *classes_node = json_object_get_member (spec, "classes");
   if (!JSON_NODE_HOLDS_NULL (classes_node))
@@ -187,6 +188,40 @@ test_hand_computed (void)
          "capacity 0 wrote detections");
 }
 
+/* val.py's multi-label NMS: a row whose two classes both score above the
+ * threshold becomes two detections of the same box, one per class. */
+static void
+test_multi_label_hand (void)
+{
+  const float rows[2][7] = {
+    { 50, 50, 20, 20, 0.8f, 0.6f, 0.5f },  /* class 0 0.48, class 1 0.40 */
+    { 300, 300, 10, 10, 0.5f, 0.9f, 0.4f }, /* class 0 0.45; class 1 0.20 is below */
+  };
+  SsfpnNmsOptions options;
+  SsfpnDetection out[8];
+
+  ssfpn_nms_options_init (&options);
+  int n = ssfpn_nms (&rows[0][0], 2, 2, &options, out, 8);
+  CHECK (n == 2 && out[0].class_id == 0 && out[1].class_id == 0,
+         "single label: %d detections, expected the best class of each row", n);
+
+  options.multi_label = TRUE;
+  n = ssfpn_nms (&rows[0][0], 2, 2, &options, out, 8);
+  CHECK (n == 3, "multi-label: %d detections, expected 3", n);
+  if (n == 3)
+    CHECK (out[0].class_id == 0 && out[0].confidence == 0.8f * 0.6f
+           && out[1].class_id == 0 && out[1].x1 == 295.0f
+           && out[2].class_id == 1 && out[2].x1 == 40.0f
+           && out[2].confidence == 0.8f * 0.5f,
+           "multi-label: wrong detections or order");
+
+  /* Class-agnostic, the same box's second class is suppressed by its first. */
+  options.agnostic = TRUE;
+  n = ssfpn_nms (&rows[0][0], 2, 2, &options, out, 8);
+  CHECK (n == 2 && out[0].class_id == 0 && out[1].x1 == 295.0f,
+         "agnostic multi-label: %d detections, expected 2", n);
+}
+
 /* @n_strong copies of one box with distinct scores in [0.5, 0.9), then
  * @n_weak isolated boxes of score 0.3, nc = 1. */
 static float *
@@ -236,7 +271,8 @@ main (void)
 {
   static const char *const cases[] = {
     "few_boxes", "single_class", "coco_80", "many_overlapping", "agnostic",
-    "class_filter", "max_det_small", "low_conf", "tight_iou",
+    "class_filter", "max_det_small", "low_conf", "tight_iou", "multi_label",
+    "multi_label_filter", "multi_label_max_det",
   };
   int missing = 0;
 
@@ -246,6 +282,7 @@ main (void)
   CHECK (missing == 0, "%d fixture cases could not be loaded", missing);
 
   test_no_rows ();
+  test_multi_label_hand ();
   test_all_below_conf ();
   test_hand_computed ();
   test_candidate_cap ();

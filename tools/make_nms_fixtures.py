@@ -3,8 +3,8 @@
 
 Each case is a random raw model output for one image, <case>.npy (float32,
 rows x (5 + nc)), and <case>.json with the options and the detections that
-YOLOv5 v6.0's non_max_suppression (detect.py's defaults, multi_label off)
-returns for it, computed here with PyTorch and torchvision.ops.nms. The C
+YOLOv5 v6.0's non_max_suppression (detect.py's single label, or val.py's
+multi_label where a case sets it) returns for it, computed here with PyTorch and torchvision.ops.nms. The C
 implementation (engine/src/nms.c) must reproduce them exactly.
 
 Thresholds are float32 values so that the float comparisons of the C code
@@ -24,10 +24,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from ssfpn_ref.nms import non_max_suppression  # noqa: E402
 
 
-def yolov5_nms(x, conf_thres, iou_thres, classes, agnostic, max_det):
-    """YOLOv5 v6.0 non_max_suppression for one image, multi_label False."""
+def yolov5_nms(x, conf_thres, iou_thres, classes, agnostic, max_det,
+               multi_label):
+    """YOLOv5 v6.0 non_max_suppression for one image."""
     return non_max_suppression(x[None], conf_thres, iou_thres, classes,
-                               agnostic, max_det)[0]
+                               agnostic, max_det, multi_label)[0]
 
 
 def f32(value):
@@ -57,12 +58,15 @@ def random_output(rng, rows, nc, size, clusters=0, box_scale=0.2,
     return out
 
 
-def has_score_ties(out, conf):
+def has_score_ties(out, conf, multi_label):
     """True when two classes of a candidate row, or two candidates, share a
     score: the class or the order would then depend on tie-breaking."""
     x = torch.from_numpy(out)
     x = x[x[:, 4] > conf]
     scores = x[:, 5:] * x[:, 4:5]
+    if multi_label:
+        kept = scores[scores > conf]
+        return kept.unique().numel() != kept.numel()
     if scores.shape[1] > 1:
         top2 = scores.topk(2, 1).values
         if bool((top2[:, 0] == top2[:, 1]).any()):
@@ -83,6 +87,12 @@ CASES = [
     ("max_det_small", 1500, 3, {"max_det": 7, "conf": 0.1}, {"clusters": 40}),
     ("low_conf", 1000, 4, {"conf": 0.001, "iou": 0.6}, {"clusters": 50}),
     ("tight_iou", 1000, 2, {"iou": 0.1}, {"clusters": 30}),
+    ("multi_label", 1000, 4, {"conf": 0.001, "iou": 0.6, "multi_label": True},
+     {"clusters": 50}),
+    ("multi_label_filter", 600, 5, {"conf": 0.05, "classes": [1, 4],
+                                    "multi_label": True}, {"clusters": 25}),
+    ("multi_label_max_det", 1500, 3, {"conf": 0.001, "max_det": 40,
+                                      "multi_label": True}, {"clusters": 40}),
 ]
 
 
@@ -98,17 +108,19 @@ def main():
         max_det = opts.get("max_det", 300)
         agnostic = opts.get("agnostic", False)
         classes = opts.get("classes")
+        multi_label = opts.get("multi_label", False)
         for _ in range(100):
             out = random_output(rng, rows, nc, 640, **gen)
-            if not has_score_ties(out, conf):
+            if not has_score_ties(out, conf, multi_label):
                 break
         else:
             sys.exit(f"{name}: could not draw an output without score ties")
         det = yolov5_nms(torch.from_numpy(out), conf, iou, classes, agnostic,
-                         max_det)
+                         max_det, multi_label)
         expected = {
             "rows": rows, "nc": nc, "conf": conf, "iou": iou,
             "max_det": max_det, "agnostic": agnostic, "classes": classes,
+            "multi_label": multi_label,
             "detections": [
                 {"box": [float(v) for v in d[:4].tolist()],
                  "confidence": float(d[4]), "class_id": int(d[5])}

@@ -21,6 +21,7 @@ typedef struct {
   double iou;
   int max_det;
   int batch;
+  gboolean single_label;
   gboolean json;
   char *predictions_path;
   char *ground_truth_path;
@@ -392,6 +393,8 @@ result_json (const SsfpnModel *model, const EvalRun *run,
   json_builder_add_double_value (b, opts->iou);
   json_builder_set_member_name (b, "max_det");
   json_builder_add_int_value (b, opts->max_det);
+  json_builder_set_member_name (b, "multi_label");
+  json_builder_add_boolean_value (b, !opts->single_label);
   json_builder_set_member_name (b, "images");
   json_builder_add_int_value (b, run->n_images);
   json_builder_set_member_name (b, "instances");
@@ -441,9 +444,10 @@ print_result (const SsfpnModel *model, const EvalRun *run,
               const EvalOptions *opts, const CocoEvalResult *r)
 {
   printf ("%s on %s: %d images, %d instances, %dx%d on %s, conf %g, "
-          "iou %g, max-det %d, %.1f s\n", run->model_path, run->dataset,
-          run->n_images, run->n_instances, run->height, run->width,
-          run->device, opts->conf, opts->iou, opts->max_det, run->seconds);
+          "iou %g, max-det %d, %s NMS, %.1f s\n", run->model_path,
+          run->dataset, run->n_images, run->n_instances, run->height,
+          run->width, run->device, opts->conf, opts->iou, opts->max_det,
+          opts->single_label ? "single-label" : "multi-label", run->seconds);
   const struct { const char *iou, *area; double value; } lines[] = {
     { "0.50:0.95", "   all", r->ap }, { "0.50     ", "   all", r->ap50 },
     { "0.75     ", "   all", r->ap75 }, { "0.50:0.95", " small", r->ap_small },
@@ -504,6 +508,10 @@ cmd_eval (int argc, char **argv)
       "at most K detections per image (default 300)", "K" },
     { "batch", 0, 0, G_OPTION_ARG_INT, &opts.batch,
       "images per network run (default 1)", "B" },
+    { "single-label", 0, 0, G_OPTION_ARG_NONE, &opts.single_label,
+      "NMS keeps each box with its best class only, as detect.py and "
+      "ssfpndetect do (default: once per class above --conf, as val.py)",
+      NULL },
     { "json", 0, 0, G_OPTION_ARG_NONE, &opts.json,
       "print one JSON object instead of the tables", NULL },
     { "dump-predictions", 0, 0, G_OPTION_ARG_FILENAME, &opts.predictions_path,
@@ -586,12 +594,13 @@ cmd_eval (int argc, char **argv)
       goto out;
     }
 
-  /* val.py's settings, except that our NMS keeps one class per box. */
+  /* val.py's settings, multi-label NMS included. */
   SsfpnNmsOptions nms;
   ssfpn_nms_options_init (&nms);
   nms.conf_threshold = (float) opts.conf;
   nms.iou_threshold = (float) opts.iou;
   nms.max_detections = opts.max_det;
+  nms.multi_label = !opts.single_label;
   const int batch = context_options.batch;
   results = g_new (SsfpnDetection, (gsize) batch * opts.max_det);
   counts = g_new0 (int, batch);

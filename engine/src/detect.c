@@ -1,6 +1,7 @@
 /* Frames to detections: letterbox, network, NMS, boxes back to frame
  * pixels. Backends that can do it all on the device provide plan_detect;
- * the others take the generic path here, on the host. */
+ * the others, and multi-label NMS, take the generic path here, on the
+ * host. */
 #include "context.h"
 
 struct _SsfpnDetectState {
@@ -126,7 +127,9 @@ ssfpn_context_detect (SsfpnContext *context, const SsfpnFrame *frames,
     nms = &defaults;
   }
 
-  if (context->backend->plan_detect != NULL) {
+  /* The device NMS is single-label; multi-label NMS (evaluation) takes
+   * the host path, which runs the network on the same backend. */
+  if (context->backend->plan_detect != NULL && !nms->multi_label) {
     if (!context->backend->plan_detect (context->plan, frames, n_frames, nms,
                                         results, capacity, counts, error))
       return FALSE;

@@ -1,4 +1,6 @@
-/* YOLOv5 v6.0 non_max_suppression, as detect.py calls it (multi_label off).
+/* YOLOv5 v6.0 non_max_suppression: as detect.py calls it (each box with its
+ * best class) or, with multi_label, as val.py does (each box once for every
+ * class scoring above the threshold).
  *
  * The arithmetic follows the PyTorch reference step by step, in float32, so
  * that results agree bit for bit: score = obj * cls; xywh -> xyxy as
@@ -27,7 +29,8 @@ typedef struct {
   float x1, y1, x2, y2; /* in input pixels, as reported */
   float score;
   int class_id;
-  int row;              /* position in the output, for a stable order */
+  int order;            /* position among the candidates as YOLOv5 lists
+                         * them (row, then class): ties keep this order */
 } Candidate;
 
 void
@@ -39,6 +42,7 @@ ssfpn_nms_options_init (SsfpnNmsOptions *options)
   options->agnostic = FALSE;
   options->classes = NULL;
   options->n_classes = 0;
+  options->multi_label = FALSE;
 }
 
 /* std::max and std::min as torchvision's kernel uses them: the first
@@ -55,7 +59,7 @@ min_like_std (float a, float b)
   return b < a ? b : a;
 }
 
-/* Highest score first; equal scores keep their row order. */
+/* Highest score first; equal scores keep their listing order. */
 static int
 compare_candidates (const void *a, const void *b)
 {
@@ -65,7 +69,7 @@ compare_candidates (const void *a, const void *b)
     return -1;
   if (ca->score < cb->score)
     return 1;
-  return (ca->row > cb->row) - (ca->row < cb->row);
+  return (ca->order > cb->order) - (ca->order < cb->order);
 }
 
 static gboolean
@@ -79,8 +83,25 @@ class_is_wanted (const SsfpnNmsOptions *options, int class_id)
   return FALSE;
 }
 
-/* Fills @candidates with the rows that pass the confidence thresholds and
- * the class filter, in row order; returns their count. */
+static void
+add_candidate (Candidate *cand, const float *row, float score, int class_id,
+               int order)
+{
+  const float half_w = row[2] / 2.0f, half_h = row[3] / 2.0f;
+
+  cand->x1 = row[0] - half_w;
+  cand->y1 = row[1] - half_h;
+  cand->x2 = row[0] + half_w;
+  cand->y2 = row[1] + half_h;
+  cand->score = score;
+  cand->class_id = class_id;
+  cand->order = order;
+}
+
+/* Fills @candidates (room for rows x nc with multi_label, else rows) with
+ * the (row, class) pairs that pass the confidence thresholds and the class
+ * filter, in row order and, within a row, class order; returns their
+ * count. */
 static int
 collect_candidates (const float *output, int rows, int nc,
                     const SsfpnNmsOptions *options, Candidate *candidates)
@@ -97,6 +118,20 @@ collect_candidates (const float *output, int rows, int nc,
       if (!(objectness > conf))
         continue;
 
+      if (options->multi_label)
+        {
+          for (int c = 0; c < nc; c++)
+            {
+              float score = row[5 + c] * objectness;
+              if (score > conf && class_is_wanted (options, c))
+                {
+                  add_candidate (&candidates[count], row, score, c, count);
+                  count++;
+                }
+            }
+          continue;
+        }
+
       /* torch.max: the first maximum wins; a NaN anywhere wins outright. */
       float best = row[5] * objectness;
       int best_class = 0;
@@ -111,16 +146,8 @@ collect_candidates (const float *output, int rows, int nc,
         }
       if (!(best > conf) || !class_is_wanted (options, best_class))
         continue;
-
-      const float half_w = row[2] / 2.0f, half_h = row[3] / 2.0f;
-      Candidate *cand = &candidates[count++];
-      cand->x1 = row[0] - half_w;
-      cand->y1 = row[1] - half_h;
-      cand->x2 = row[0] + half_w;
-      cand->y2 = row[1] + half_h;
-      cand->score = best;
-      cand->class_id = best_class;
-      cand->row = r;
+      add_candidate (&candidates[count], row, best, best_class, count);
+      count++;
     }
   return count;
 }
@@ -147,7 +174,10 @@ ssfpn_nms (const float *output, int rows, int nc,
   if (rows == 0 || limit <= 0)
     return 0;
 
-  Candidate *candidates = g_new (Candidate, rows);
+  /* g_new aborts with a message on overflow; rows x nc is small for any
+   * network that fits in memory. */
+  Candidate *candidates = g_new (Candidate, options->multi_label
+                                 ? (gsize) rows * nc : (gsize) rows);
   int n = collect_candidates (output, rows, nc, options, candidates);
   int kept = 0;
 

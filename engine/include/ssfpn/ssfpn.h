@@ -140,6 +140,9 @@ typedef struct {
   gboolean agnostic;     /* class-agnostic NMS */
   const int *classes;    /* keep only these classes; NULL = all */
   int n_classes;
+  gboolean multi_label;  /* a box once for every class scoring above the
+                          * threshold, as YOLOv5's val.py; FALSE: its best
+                          * class only, as detect.py */
 } SsfpnNmsOptions;
 
 SSFPN_API void ssfpn_nms_options_init (SsfpnNmsOptions *options);

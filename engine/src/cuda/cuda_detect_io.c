@@ -258,6 +258,11 @@ cuda_detect_io_set_nms (CudaDetectIo *io, const SsfpnNmsOptions *nms,
   int limit = capacity;
 
   *grown = FALSE;
+  if (nms->multi_label) {  /* ssfpn_context_detect sends these to the host */
+    g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_ARGUMENT,
+                 "CUDA NMS: multi-label NMS runs on the host, not here");
+    return FALSE;
+  }
   if (nms->max_detections > 0 && nms->max_detections < limit)
     limit = nms->max_detections;
   if (limit > io->nms.room) {
