@@ -4,13 +4,16 @@
 # and budget, F16 model files exported, and (when the engine has `eval`)
 # both evaluated on the held-out test set.  From the repository root:
 #
-#   scripts/train-default.sh [data|train|continue|export|eval|all]  (default all)
+#   scripts/train-default.sh [data|train|continue|refine|export|eval|all]  (default all)
 #   scripts/train-default.sh install    (the ssFPN model becomes the default)
 #
 # `train` gives both models the same short budget (the comparison in
 # docs/default-model.md); `continue` trains the ssFPN model further, from
 # the EMA weights of that run with a fresh warm-up and cosine schedule, into
-# WORK/runs/yolov5n-ssfpn-long: that one becomes the default model.
+# WORK/runs/yolov5n-ssfpn-long; `refine` trains that one again on twice the
+# scenes (REFINE_COUNT), with a lower learning rate and its last epochs
+# without mosaic, into WORK/runs/yolov5n-ssfpn-refine: the last of these
+# runs that exists becomes the default model.
 #
 # Settings (environment), defaults = the run that made the committed model
 # (docs/default-model.md): WORK (build-train, git-ignored), TRAIN_COUNT
@@ -28,7 +31,11 @@
 # engine used for `info` and `eval`; PYTHON picks the interpreter (default:
 # the first with torch, PIL, yaml).  CONTINUE_EPOCHS (24) and
 # CONTINUE_SEED (1: new augmentations, not a replay of the first run's)
-# set the `continue` stage.
+# set the `continue` stage; REFINE_COUNT (16000 scenes, seed 1: the first
+# 8000 are the training set's), REFINE_EPOCHS (8), REFINE_LR0 (0.005),
+# REFINE_WARMUP_EPOCHS (0.5), REFINE_CLOSE_MOSAIC (2: epochs at the end on
+# whole scenes at their own pixel sizes) and REFINE_SEED (5) the `refine`
+# stage, which starts from the exported F16 model file of `continue`.
 #
 # Measured time on the 2-core development machine (no GPU): data 1.5 min,
 # yolov5n-ssfpn 5.5 min an epoch, yolov5n 3.3 min an epoch (2 threads, one
@@ -64,8 +71,15 @@ data=$work/data
 runs=$work/runs
 continue_epochs=${CONTINUE_EPOCHS:-24}
 continue_seed=${CONTINUE_SEED:-1}
+refine_count=${REFINE_COUNT:-16000}
+refine_epochs=${REFINE_EPOCHS:-8}
+refine_lr0=${REFINE_LR0:-0.005}
+refine_warmup_epochs=${REFINE_WARMUP_EPOCHS:-0.5}
+refine_close_mosaic=${REFINE_CLOSE_MOSAIC:-2}
+refine_seed=${REFINE_SEED:-5}
 models="yolov5n-ssfpn yolov5n"
 long=yolov5n-ssfpn-long
+refine=yolov5n-ssfpn-refine
 
 make_set() {  # name count seed size
   if [ -f "$data/$1/data.yaml" ] && \
@@ -83,17 +97,18 @@ stage_data() {
   make_set train "$train_count" 1 "$train_img"
   make_set val "$val_count" 2 "$train_img"
   make_set test "$test_count" 3 "$test_img"  # held out: never seen in training
+  make_set train-refine "$refine_count" 1 "$train_img"
 }
 
-train_one() {  # config out epochs seed [train.py options...]
-  cfg=$1 out=$2 n=$3 seed=$4
-  shift 4
+train_one() {  # config out epochs seed train-set warm-up [train.py options...]
+  cfg=$1 out=$2 n=$3 seed=$4 set=$5 warm=$6
+  shift 6
   resume=
   [ -f "$out/last.pt" ] && resume=--resume
   echo "== train $cfg -> $out $resume"
-  "$py" tools/train.py --cfg "models/$cfg.yaml" --data "$data/train" \
+  "$py" tools/train.py --cfg "models/$cfg.yaml" --data "$data/$set" \
     --val "$data/val" --out "$out" --img "$train_img" --export-size "$test_img" \
-    --epochs "$n" --warmup-epochs "$warmup_epochs" --batch "$batch" \
+    --epochs "$n" --warmup-epochs "$warm" --batch "$batch" \
     --nominal-batch "$nominal_batch" \
     --optimizer "$optimizer" --workers "$workers" --threads "$threads" \
     --cache --seed "$seed" --val-every 2 --max-minutes "$max_minutes" $resume "$@"
@@ -101,7 +116,7 @@ train_one() {  # config out epochs seed [train.py options...]
 
 stage_train() {
   for name in $models; do
-    train_one "$name" "$runs/$name" "$epochs" 0
+    train_one "$name" "$runs/$name" "$epochs" 0 train "$warmup_epochs"
   done
 }
 
@@ -109,12 +124,21 @@ stage_continue() {
   [ -f "$runs/yolov5n-ssfpn/last.pt" ] || {
     echo "no $runs/yolov5n-ssfpn/last.pt: run the train stage first" >&2; exit 1; }
   train_one yolov5n-ssfpn "$runs/$long" "$continue_epochs" "$continue_seed" \
-    --init-weights "$runs/yolov5n-ssfpn/last.pt"
+    train "$warmup_epochs" --init-weights "$runs/yolov5n-ssfpn/last.pt"
 }
 
-# The runs that exist: the long one only once `continue` has made it.
+stage_refine() {
+  start=$runs/export/$long-shapes-f16.safetensors
+  [ -f "$start" ] || {
+    echo "no $start: run the continue and export stages first" >&2; exit 1; }
+  train_one yolov5n-ssfpn "$runs/$refine" "$refine_epochs" "$refine_seed" \
+    train-refine "$refine_warmup_epochs" --init-weights "$start" \
+    --lr0 "$refine_lr0" --close-mosaic "$refine_close_mosaic"
+}
+
+# The runs that exist: the long and refined ones once their stages made them.
 trained_models() {
-  for name in $models $long; do
+  for name in $models $long $refine; do
     [ -f "$runs/$name/model-f16.safetensors" ] && echo "$name"
   done
   return 0
@@ -140,11 +164,13 @@ stage_eval() {
   done
 }
 
-# The ssFPN model (the long run when there is one) becomes the one compiled
-# into the library (engine/data/).
+# The ssFPN model (the last of the long and refined runs that exists)
+# becomes the one compiled into the library (engine/data/).
 stage_install() {
   name=yolov5n-ssfpn
-  [ -f "$runs/export/$long-shapes-f16.safetensors" ] && name=$long
+  for run in $long $refine; do
+    [ -f "$runs/export/$run-shapes-f16.safetensors" ] && name=$run
+  done
   cp "$runs/export/$name-shapes-f16.safetensors" \
     models/default/yolov5n-ssfpn-shapes-f16.safetensors
   echo "== $name"
@@ -155,9 +181,11 @@ case $stage in
   data) stage_data ;;
   train) stage_train ;;
   continue) stage_continue ;;
+  refine) stage_refine ;;
   export) stage_export ;;
   eval) stage_eval ;;
   install) stage_install ;;
-  all) stage_data; stage_train; stage_continue; stage_export; stage_eval ;;
-  *) echo "usage: $0 [data|train|continue|export|eval|install|all]" >&2; exit 2 ;;
+  all) stage_data; stage_train; stage_continue; stage_export; stage_refine
+       stage_export; stage_eval ;;
+  *) echo "usage: $0 [data|train|continue|refine|export|eval|install|all]" >&2; exit 2 ;;
 esac

@@ -19,6 +19,7 @@ import torch
 import torch.nn as nn
 
 from ssfpn_ref import Model, load_config, non_max_suppression, write_model_file
+from ssfpn_ref.model_file import load_model
 from ssfpn_ref.modules import Detect
 
 from .data import YoloDataset, apply_hsv_gains, collate
@@ -133,6 +134,22 @@ def save_model_files(ema_model, out_dir, imgsz, stem='model'):
     return paths
 
 
+def initial_weights_from_model_file(path, cfg_path):
+    """The state_dict of a model file, after checking that it holds the
+    network of cfg_path (the same configuration with its class count)."""
+    loaded = load_model(path)
+    cfg = load_config(cfg_path)
+    cfg['nc'] = len(CLASS_NAMES)
+    expected = Model(cfg).state_dict()
+    weights = loaded.state_dict()
+    mismatched = [k for k in expected
+                  if k not in weights or weights[k].shape != expected[k].shape]
+    if mismatched or len(weights) != len(expected):
+        sys.exit(f'{path}: not a {cfg_path} model with {len(CLASS_NAMES)} classes '
+                 f'(first differing tensor: {(mismatched or ["(count)"])[0]})')
+    return weights
+
+
 def parse_args(argv):
     p = argparse.ArgumentParser(prog='train.py', description='Train a YOLOv5/ssFPN '
                                 'configuration on a YOLO-format dataset.')
@@ -169,9 +186,14 @@ def parse_args(argv):
     p.add_argument('--val-every', type=int, default=1, help='validate every N epochs')
     p.add_argument('--resume', action='store_true', help='continue from OUT/last.pt')
     p.add_argument('--init-weights', metavar='CKPT',
-                   help='start from the EMA weights of another run\'s last.pt, with a '
-                        'fresh optimiser, warm-up and cosine schedule (a longer training '
-                        'after a short one); ignored when --resume finds OUT/last.pt')
+                   help='start from the EMA weights of another run\'s last.pt, or from the '
+                        'weights of a model file (.safetensors), with a fresh optimiser, '
+                        'warm-up and cosine schedule (a longer training after a short '
+                        'one); ignored when --resume finds OUT/last.pt')
+    p.add_argument('--close-mosaic', type=int, default=0, metavar='N',
+                   help='the last N epochs without mosaic or scale jitter: whole '
+                        'scenes at their own pixel sizes, as the test sees them '
+                        '(flips and colour jitter stay)')
     return p.parse_args(argv)
 
 
@@ -225,6 +247,13 @@ def main(argv=None):
         optimizer.load_state_dict(ckpt['optimizer'])
         start_epoch, iteration = ckpt['epoch'] + 1, ckpt['iteration']
         print(f'resumed from {ckpt_path} at epoch {start_epoch}', flush=True)
+    elif args.init_weights and args.init_weights.endswith('.safetensors'):
+        # A model file holds the weights a run exported (its EMA), maybe
+        # rounded to F16: close enough to start from.
+        weights = initial_weights_from_model_file(args.init_weights, args.cfg)
+        model.load_state_dict(weights)
+        ema.ema.load_state_dict(weights)
+        print(f'initial weights: {args.init_weights}', flush=True)
     elif args.init_weights:
         # The EMA weights are the ones a run exports; both copies start there.
         ckpt = torch.load(args.init_weights, map_location=device)
@@ -254,6 +283,8 @@ def main(argv=None):
     for epoch in range(start_epoch, args.epochs):
         model.train()
         train_set.epoch_seed = args.seed * 100003 + epoch
+        if args.close_mosaic and epoch >= args.epochs - args.close_mosaic:
+            train_set.hyp = dict(hyp, mosaic=0.0)
         loader = make_loader(train_set, args.batch, args.workers, True, device,
                              args.seed * 100003 + epoch)
         running = torch.zeros(3, device=device)
