@@ -40,8 +40,9 @@
 # Measured time on the 2-core development machine (no GPU): data 1.5 min,
 # yolov5n-ssfpn 5.5 min an epoch, yolov5n 3.3 min an epoch (2 threads, one
 # augmentation worker, the machine otherwise idle), so about 70 minutes for
-# both models, and 126 minutes for the 24 epochs of `continue`; each
-# `eval` of the test set at 640 takes 20-30 s.  A GPU machine runs the same
+# both models, 126 minutes for the 24 epochs of `continue` and 178 for the
+# 8 epochs of `refine` (on a slower day of the same machine type, 21 min an
+# epoch of 16000 scenes); each `eval` of the test set at 640 takes 20-60 s.  A GPU machine runs the same
 # recipe (mixed precision) far faster; larger budgets (EPOCHS,
 # CONTINUE_EPOCHS, TRAIN_COUNT) should then improve the figures.
 set -eu
