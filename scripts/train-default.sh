@@ -42,9 +42,10 @@
 # augmentation worker, the machine otherwise idle), so about 70 minutes for
 # both models, 126 minutes for the 24 epochs of `continue` and 178 for the
 # 8 epochs of `refine` (on a slower day of the same machine type, 21 min an
-# epoch of 16000 scenes); each `eval` of the test set at 640 takes 20-60 s.  A GPU machine runs the same
-# recipe (mixed precision) far faster; larger budgets (EPOCHS,
-# CONTINUE_EPOCHS, TRAIN_COUNT) should then improve the figures.
+# epoch of 16000 scenes); each `eval` of the test set at 640 takes 20-60 s.
+# A GPU machine runs the same recipe (mixed precision) far faster; larger
+# budgets (EPOCHS, CONTINUE_EPOCHS, REFINE_EPOCHS, TRAIN_COUNT) should then
+# improve the figures.
 set -eu
 cd "$(dirname "$0")/.."
 
