@@ -4,7 +4,7 @@
 # and budget, F16 model files exported, and (when the engine has `eval`)
 # both evaluated on the held-out test set.  From the repository root:
 #
-#   scripts/train-default.sh [data|train|continue|refine|export|eval|all]  (default all)
+#   scripts/train-default.sh [data|train|continue|refine|polish|export|eval|all]  (default all)
 #   scripts/train-default.sh install    (the ssFPN model becomes the default)
 #
 # `train` gives both models the same short budget (the comparison in
@@ -12,8 +12,10 @@
 # the EMA weights of that run with a fresh warm-up and cosine schedule, into
 # WORK/runs/yolov5n-ssfpn-long; `refine` trains that one again on twice the
 # scenes (REFINE_COUNT), with a lower learning rate and its last epochs
-# without mosaic, into WORK/runs/yolov5n-ssfpn-refine: the last of these
-# runs that exists becomes the default model.
+# without mosaic, into WORK/runs/yolov5n-ssfpn-refine; `polish` trains the
+# refined one again on new scenes (POLISH_COUNT of seed 4), with a lower
+# learning rate still, into WORK/runs/yolov5n-ssfpn-polish: the last of
+# these runs that exists becomes the default model.
 #
 # Settings (environment), defaults = the run that made the committed model
 # (docs/default-model.md): WORK (build-train, git-ignored), TRAIN_COUNT
@@ -35,7 +37,14 @@
 # 8000 are the training set's), REFINE_EPOCHS (8), REFINE_LR0 (0.005),
 # REFINE_WARMUP_EPOCHS (0.5), REFINE_CLOSE_MOSAIC (2: epochs at the end on
 # whole scenes at their own pixel sizes) and REFINE_SEED (5) the `refine`
-# stage, which starts from the exported F16 model file of `continue`.
+# stage, which starts from the exported F16 model file of `continue`;
+# POLISH_COUNT (16000 scenes of seed 4, none of them seen before),
+# POLISH_EPOCHS (5), POLISH_LR0 (0.003), POLISH_WARMUP_EPOCHS (0.3),
+# POLISH_CLOSE_MOSAIC (2) and POLISH_SEED (6) the `polish` stage, which
+# starts from the exported F16 model file of `refine` (to polish the
+# committed default without the earlier runs, copy
+# models/default/yolov5n-ssfpn-shapes-f16.safetensors to
+# WORK/runs/export/yolov5n-ssfpn-refine-shapes-f16.safetensors).
 #
 # Measured time on the 2-core development machine (no GPU): data 1.5 min,
 # yolov5n-ssfpn 5.5 min an epoch, yolov5n 3.3 min an epoch (2 threads, one
@@ -79,9 +88,16 @@ refine_lr0=${REFINE_LR0:-0.005}
 refine_warmup_epochs=${REFINE_WARMUP_EPOCHS:-0.5}
 refine_close_mosaic=${REFINE_CLOSE_MOSAIC:-2}
 refine_seed=${REFINE_SEED:-5}
+polish_count=${POLISH_COUNT:-16000}
+polish_epochs=${POLISH_EPOCHS:-5}
+polish_lr0=${POLISH_LR0:-0.003}
+polish_warmup_epochs=${POLISH_WARMUP_EPOCHS:-0.3}
+polish_close_mosaic=${POLISH_CLOSE_MOSAIC:-2}
+polish_seed=${POLISH_SEED:-6}
 models="yolov5n-ssfpn yolov5n"
 long=yolov5n-ssfpn-long
 refine=yolov5n-ssfpn-refine
+polish=yolov5n-ssfpn-polish
 
 make_set() {  # name count seed size
   if [ -f "$data/$1/data.yaml" ] && \
@@ -100,6 +116,7 @@ stage_data() {
   make_set val "$val_count" 2 "$train_img"
   make_set test "$test_count" 3 "$test_img"  # held out: never seen in training
   make_set train-refine "$refine_count" 1 "$train_img"
+  make_set train-polish "$polish_count" 4 "$train_img"
 }
 
 train_one() {  # config out epochs seed train-set warm-up [train.py options...]
@@ -138,9 +155,19 @@ stage_refine() {
     --lr0 "$refine_lr0" --close-mosaic "$refine_close_mosaic"
 }
 
-# The runs that exist: the long and refined ones once their stages made them.
+stage_polish() {
+  start=$runs/export/$refine-shapes-f16.safetensors
+  [ -f "$start" ] || {
+    echo "no $start: run the refine and export stages first" >&2; exit 1; }
+  train_one yolov5n-ssfpn "$runs/$polish" "$polish_epochs" "$polish_seed" \
+    train-polish "$polish_warmup_epochs" --init-weights "$start" \
+    --lr0 "$polish_lr0" --close-mosaic "$polish_close_mosaic"
+}
+
+# The runs that exist: the long, refined and polished ones once their
+# stages made them.
 trained_models() {
-  for name in $models $long $refine; do
+  for name in $models $long $refine $polish; do
     [ -f "$runs/$name/model-f16.safetensors" ] && echo "$name"
   done
   return 0
@@ -166,11 +193,11 @@ stage_eval() {
   done
 }
 
-# The ssFPN model (the last of the long and refined runs that exists)
-# becomes the one compiled into the library (engine/data/).
+# The ssFPN model (the last of the long, refined and polished runs that
+# exists) becomes the one compiled into the library (engine/data/).
 stage_install() {
   name=yolov5n-ssfpn
-  for run in $long $refine; do
+  for run in $long $refine $polish; do
     [ -f "$runs/export/$run-shapes-f16.safetensors" ] && name=$run
   done
   cp "$runs/export/$name-shapes-f16.safetensors" \
@@ -184,10 +211,11 @@ case $stage in
   train) stage_train ;;
   continue) stage_continue ;;
   refine) stage_refine ;;
+  polish) stage_polish ;;
   export) stage_export ;;
   eval) stage_eval ;;
   install) stage_install ;;
   all) stage_data; stage_train; stage_continue; stage_export; stage_refine
-       stage_export; stage_eval ;;
-  *) echo "usage: $0 [data|train|continue|refine|export|eval|install|all]" >&2; exit 2 ;;
+       stage_export; stage_polish; stage_export; stage_eval ;;
+  *) echo "usage: $0 [data|train|continue|refine|polish|export|eval|install|all]" >&2; exit 2 ;;
 esac
