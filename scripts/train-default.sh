@@ -46,12 +46,14 @@
 # models/default/yolov5n-ssfpn-shapes-f16.safetensors to
 # WORK/runs/export/yolov5n-ssfpn-refine-shapes-f16.safetensors).
 #
-# Measured time on the 2-core development machine (no GPU): data 1.5 min,
+# Measured time on the 2-core development machine (no GPU): data 1.5 min
+# (about 4 min more for each 16000-scene set of refine and polish),
 # yolov5n-ssfpn 5.5 min an epoch, yolov5n 3.3 min an epoch (2 threads, one
 # augmentation worker, the machine otherwise idle), so about 70 minutes for
 # both models, 126 minutes for the 24 epochs of `continue` and 178 for the
 # 8 epochs of `refine` (on a slower day of the same machine type, 21 min an
-# epoch of 16000 scenes); each `eval` of the test set at 640 takes 20-60 s.
+# epoch of 16000 scenes), 114 for the 5 epochs of `polish`; each `eval`
+# of the test set at 640 takes 20-60 s.
 # A GPU machine runs the same recipe (mixed precision) far faster; larger
 # budgets (EPOCHS, CONTINUE_EPOCHS, REFINE_EPOCHS, TRAIN_COUNT) should then
 # improve the figures.
