@@ -795,6 +795,37 @@ test_header_over_limit (void)
   g_bytes_unref (bytes);
 }
 
+/* One level of stride 2 and two anchors: 2 x (h/2) x (w/2) output rows. */
+static void
+check_size_queries (const char *what, SsfpnModel *model)
+{
+  SsfpnLayerInfo *layers;
+  GError *error = NULL;
+  int n = 0;
+
+  check (ssfpn_model_output_rows (model, 32, 32) == 512, what, "rows %d",
+         ssfpn_model_output_rows (model, 32, 32));
+  check (ssfpn_model_output_rows (model, 0, 32) == -1
+         && ssfpn_model_output_rows (model, 33, 32) == -1, what,
+         "rows for a size off the stride: %d, %d",
+         ssfpn_model_output_rows (model, 0, 32),
+         ssfpn_model_output_rows (model, 33, 32));
+  /* 2 x 32768 x 32768 = 2^31 rows: one more than an int holds. */
+  check (ssfpn_model_output_rows (model, 65536, 65536) == -1, what,
+         "rows at 65536x65536: %d", ssfpn_model_output_rows (model, 65536,
+                                                               65536));
+  check (ssfpn_model_output_rows (model, 65534, 65536) > 0, what,
+         "rows at 65534x65536: %d", ssfpn_model_output_rows (model, 65534,
+                                                               65536));
+  layers = ssfpn_model_layers (model, 65536, 65536, &n, &error);
+  check (layers == NULL && error != NULL
+         && strstr (error->message, "tiny.safetensors") != NULL, what,
+         "layer table at 65536x65536: %s",
+         error ? error->message : "no error");
+  ssfpn_layer_info_free (layers, n);
+  g_clear_error (&error);
+}
+
 static void
 check_opens (const char *what, FakeFile *f)
 {
@@ -820,6 +851,7 @@ check_opens (const char *what, FakeFile *f)
              ssfpn_model_anchors_per_level (model));
       ssfpn_model_input_size (model, &height, &width);
       check (height == 32 && width == 32, what, "imgsz %dx%d", height, width);
+      check_size_queries (what, model);
       ssfpn_model_unref (model);
     }
   g_clear_error (&error);

@@ -321,7 +321,17 @@ ssfpn_model_input_size (const SsfpnModel *model, int *height, int *width)
 int
 ssfpn_model_output_rows (const SsfpnModel *model, int height, int width)
 {
-  return ssfpn_graph_output_rows (model->graph, height, width, NULL);
+  const SsfpnGraph *graph = model->graph;
+  gint64 rows = 0;
+
+  if (height < 1 || width < 1 || height % graph->max_stride != 0
+      || width % graph->max_stride != 0)
+    return -1;
+  /* Counted in 64 bits: the int sum overflows for absurd sizes. */
+  for (int l = 0; l < graph->nl; l++)
+    rows += (gint64) graph->na * (height / graph->strides[l])
+            * (width / graph->strides[l]);
+  return rows > G_MAXINT ? -1 : (int) rows;
 }
 
 int
@@ -437,6 +447,17 @@ ssfpn_model_layers (const SsfpnModel *model, int height, int width,
           info->channels = 1;
           info->height = ssfpn_model_output_rows (model, height, width);
           info->width = ssfpn_model_output_columns (model);
+          if (info->height < 0)
+            {
+              g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_ARGUMENT,
+                           "%s: input size %dx%d: the output would have "
+                           "more than %d rows", model->path, height, width,
+                           G_MAXINT);
+              ssfpn_layer_info_free (infos, n);
+              g_free (heights);
+              g_free (widths);
+              return NULL;
+            }
         }
     }
   g_free (heights);

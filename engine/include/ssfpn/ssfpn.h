@@ -61,7 +61,9 @@ SSFPN_API int ssfpn_model_max_stride (const SsfpnModel *model);
 SSFPN_API int ssfpn_model_anchors_per_level (const SsfpnModel *model);
 /* The input size the model was trained for (metadata ssfpn.imgsz). */
 SSFPN_API void ssfpn_model_input_size (const SsfpnModel *model, int *height, int *width);
-/* Rows A of the raw output for an input of @height x @width. */
+/* Rows A of the raw output for an input of @height x @width; -1 when the
+ * size is not a positive multiple of the largest stride or A would not
+ * fit an int. */
 SSFPN_API int ssfpn_model_output_rows (const SsfpnModel *model, int height, int width);
 /* Columns of the raw output: 5 + classes. */
 SSFPN_API int ssfpn_model_output_columns (const SsfpnModel *model);
