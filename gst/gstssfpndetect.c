@@ -1014,6 +1014,9 @@ gst_ssfpn_detect_set_caps (GstBaseTransform * trans, GstCaps * incaps,
 
   self->info = info;
   self->frame_template = frame;
+  /* Held frames went out before the caps event; a carried result belongs
+   * to the old frames (their size), so the first new frame is inferred. */
+  self->frame_count = 0;
 
   GstClockTime duration = GST_VIDEO_INFO_FPS_N (&info) > 0
       ? gst_util_uint64_scale_int (GST_SECOND, GST_VIDEO_INFO_FPS_D (&info),

@@ -968,6 +968,35 @@ GST_START_TEST (test_inference_interval)
 
 GST_END_TEST;
 
+/* A caps change restarts the interval: a result from frames of another
+ * size is never carried onto the new ones. */
+GST_START_TEST (test_interval_restarts_on_caps)
+{
+  const gchar *other = "i420-48x80-709-full";
+  GstHarness *h = harness_new ("inference-interval=3");
+  gst_harness_set_src_caps (h, caps_for_case ("seq-0"));
+  GstBuffer *out = push_and_pull (h, sequence[0], 0);
+  check_detections (out, sequence[0]);
+  gst_buffer_unref (out);
+  out = push_and_pull (h, sequence[1], 1);
+  check_detections (out, sequence[0]);
+  gst_buffer_unref (out);
+
+  gst_harness_set_src_caps (h, caps_for_case (other));
+  out = push_and_pull (h, other, 2);
+  check_detections (out, other);
+  gst_buffer_unref (out);
+  gst_harness_set_src_caps (h, caps_for_case ("seq-0"));
+  for (guint i = 2; i < 5; i++) {
+    out = push_and_pull (h, sequence[i], 1 + i);
+    check_detections (out, sequence[2]);
+    gst_buffer_unref (out);
+  }
+  gst_harness_teardown (h);
+}
+
+GST_END_TEST;
+
 GST_START_TEST (test_batch_size)
 {
   GstHarness *h = harness_new ("batch-size=4");
@@ -1571,6 +1600,7 @@ ssfpndetect_suite (void)
   tcase_add_test (tc, test_error_labels);
   tcase_add_test (tc, test_sequence_fixture_differs);
   tcase_add_test (tc, test_inference_interval);
+  tcase_add_test (tc, test_interval_restarts_on_caps);
   tcase_add_test (tc, test_batch_size);
   tcase_add_test (tc, test_batch_with_interval);
   tcase_add_test (tc, test_latency);
