@@ -91,18 +91,21 @@ check_buffer_sizes (const SsfpnModel *model, int batch, int height,
                     int width, GError **error)
 {
   const SsfpnGraph *graph = model->graph;
-  double rows = 0, input_bytes, output_bytes;
+  int rows = ssfpn_graph_output_rows (graph, height, width, NULL);
+  double input_bytes, output_bytes;
 
-  for (int l = 0; l < graph->nl; l++)
-    rows += (double) graph->na * (height / graph->strides[l])
-            * (width / graph->strides[l]);
+  if (rows < 0) {
+    g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_ARGUMENT,
+                 "batch %d at %dx%d is too large: more than %d output rows "
+                 "per image", batch, height, width, G_MAXINT);
+    return FALSE;
+  }
   input_bytes = (double) batch * 3 * height * width * sizeof (float);
   output_bytes = (double) batch * rows * (graph->nc + 5) * sizeof (float);
-  if (rows > G_MAXINT || input_bytes > (double) G_MAXSSIZE
-      || output_bytes > (double) G_MAXSSIZE) {
+  if (input_bytes > (double) G_MAXSSIZE || output_bytes > (double) G_MAXSSIZE) {
     g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_ARGUMENT,
-                 "batch %d at %dx%d is too large: %.0f output rows per "
-                 "image, %.3g bytes of input and %.3g bytes of output",
+                 "batch %d at %dx%d is too large: %d output rows per image, "
+                 "%.3g bytes of input and %.3g bytes of output",
                  batch, height, width, rows, input_bytes, output_bytes);
     return FALSE;
   }

@@ -214,10 +214,14 @@ ssfpn_graph_output_rows (const SsfpnGraph *graph, int height, int width,
   int rows = 0;
 
   for (int l = 0; l < graph->nl; l++) {
+    /* In double: the int product overflows for absurd sizes. */
+    double level = (double) graph->na * (height / graph->strides[l])
+        * (width / graph->strides[l]);
     if (level_row_offsets)
       level_row_offsets[l] = rows;
-    rows += graph->na * (height / graph->strides[l])
-        * (width / graph->strides[l]);
+    if (rows + level > G_MAXINT)
+      return -1;
+    rows += (int) level;
   }
   if (level_row_offsets)
     level_row_offsets[graph->nl] = rows;

@@ -139,7 +139,8 @@ gboolean ssfpn_graph_infer_shapes (const SsfpnGraph *graph, int height,
                                    GError **error);
 
 /* Rows of the network output for an input size, and the first row of each
- * Detect level (array of nl + 1, last = total). */
+ * Detect level (array of nl + 1, last = total); -1 (offsets incomplete)
+ * when the count does not fit an int. */
 int ssfpn_graph_output_rows (const SsfpnGraph *graph, int height, int width,
                              int *level_row_offsets);
 

@@ -322,16 +322,11 @@ int
 ssfpn_model_output_rows (const SsfpnModel *model, int height, int width)
 {
   const SsfpnGraph *graph = model->graph;
-  gint64 rows = 0;
 
   if (height < 1 || width < 1 || height % graph->max_stride != 0
       || width % graph->max_stride != 0)
     return -1;
-  /* Counted in 64 bits: the int sum overflows for absurd sizes. */
-  for (int l = 0; l < graph->nl; l++)
-    rows += (gint64) graph->na * (height / graph->strides[l])
-            * (width / graph->strides[l]);
-  return rows > G_MAXINT ? -1 : (int) rows;
+  return ssfpn_graph_output_rows (graph, height, width, NULL);
 }
 
 int
