@@ -148,22 +148,26 @@ stage_continue() {
     train "$warmup_epochs" --init-weights "$runs/yolov5n-ssfpn/last.pt"
 }
 
-stage_refine() {
-  start=$runs/export/$long-shapes-f16.safetensors
+# A run of yolov5n-ssfpn that starts from the exported F16 model file of an
+# earlier one (made by that one's stage, then export).
+train_from_export() {  # from stage out epochs seed train-set warm-up lr0 close-mosaic
+  start=$runs/export/$1-shapes-f16.safetensors
   [ -f "$start" ] || {
-    echo "no $start: run the continue and export stages first" >&2; exit 1; }
-  train_one yolov5n-ssfpn "$runs/$refine" "$refine_epochs" "$refine_seed" \
-    train-refine "$refine_warmup_epochs" --init-weights "$start" \
-    --lr0 "$refine_lr0" --close-mosaic "$refine_close_mosaic"
+    echo "no $start: run the $2 and export stages first" >&2; exit 1; }
+  train_one yolov5n-ssfpn "$runs/$3" "$4" "$5" "$6" "$7" \
+    --init-weights "$start" --lr0 "$8" --close-mosaic "$9"
+}
+
+stage_refine() {
+  train_from_export "$long" continue "$refine" "$refine_epochs" \
+    "$refine_seed" train-refine "$refine_warmup_epochs" "$refine_lr0" \
+    "$refine_close_mosaic"
 }
 
 stage_polish() {
-  start=$runs/export/$refine-shapes-f16.safetensors
-  [ -f "$start" ] || {
-    echo "no $start: run the refine and export stages first" >&2; exit 1; }
-  train_one yolov5n-ssfpn "$runs/$polish" "$polish_epochs" "$polish_seed" \
-    train-polish "$polish_warmup_epochs" --init-weights "$start" \
-    --lr0 "$polish_lr0" --close-mosaic "$polish_close_mosaic"
+  train_from_export "$refine" refine "$polish" "$polish_epochs" \
+    "$polish_seed" train-polish "$polish_warmup_epochs" "$polish_lr0" \
+    "$polish_close_mosaic"
 }
 
 # The runs that exist: the long, refined and polished ones once their
