@@ -5,7 +5,8 @@ Each case is a random raw model output for one image, <case>.npy (float32,
 rows x (5 + nc)), and <case>.json with the options and the detections that
 YOLOv5 v6.0's non_max_suppression (detect.py's single label, or val.py's
 multi_label where a case sets it) returns for it, computed here with
-PyTorch and torchvision.ops.nms. The C implementation (engine/src/nms.c) must reproduce them exactly.
+PyTorch and torchvision.ops.nms. The C implementation (engine/src/nms.c)
+must reproduce them exactly.
 
 Thresholds are float32 values so that the float comparisons of the C code
 and the double ones of torchvision mean the same thing. Cases are drawn so
