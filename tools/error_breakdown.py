@@ -4,9 +4,10 @@ of a YOLO-format dataset, is the best-overlapping detection (IoU >= 0.5)
 of the right class, of a wrong class, or is there none?
 
     ssfpn detect MODEL DATASET/images/* > dets.jsonl
-    tools/error_breakdown.py dets.jsonl DATASET
+    tools/error_breakdown.py dets.jsonl DATASET [--bins 8,12,16,32,96]
 
-Sizes are the square root of the label box's area, in the image's pixels.
+Sizes are the square root of the label box's area, in the image's pixels;
+--bins sets the edges between size rows.
 Uses the detections as `ssfpn detect` printed them (its confidence
 threshold applies), so it describes what a pipeline sees, not the AP.
 """
@@ -16,7 +17,16 @@ import json
 import os
 import sys
 
-SIZE_BINS = [(0, 16), (16, 32), (32, 96), (96, float('inf'))]
+DEFAULT_EDGES = '16,32,96'
+
+
+def size_bins(edges):
+    """Bins [0, e1), [e1, e2), ... [en, inf) from 'e1,e2,...,en'."""
+    cuts = [float(e) for e in edges.split(',') if e.strip()]
+    if not cuts or any(b <= a for a, b in zip(cuts, cuts[1:])) or cuts[0] <= 0:
+        raise argparse.ArgumentTypeError(f'bin edges must be positive and increasing: {edges!r}')
+    lows = [0.0] + cuts
+    return list(zip(lows, cuts + [float('inf')]))
 
 
 def iou(a, b):
@@ -43,9 +53,11 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('detections', help='JSON lines of `ssfpn detect`')
     p.add_argument('dataset', help='YOLO-format dataset folder (labels/)')
+    p.add_argument('--bins', type=size_bins, default=size_bins(DEFAULT_EDGES),
+                   help=f'size bin edges in pixels, comma-separated (default {DEFAULT_EDGES})')
     args = p.parse_args(argv)
 
-    counts = {b: [0, 0, 0, 0] for b in SIZE_BINS}  # objects, right, wrong class, missed
+    counts = {b: [0, 0, 0, 0] for b in args.bins}  # objects, right, wrong class, missed
     unmatched = 0
     with open(args.detections, encoding='utf-8') as f:
         for line in f:
@@ -56,7 +68,7 @@ def main(argv=None):
             used = set()
             for cls, box in read_labels(label_path, record['width'], record['height']):
                 side = ((box[2] - box[0]) * (box[3] - box[1])) ** 0.5
-                row = counts[next(b for b in SIZE_BINS if b[0] <= side < b[1])]
+                row = counts[next(b for b in args.bins if b[0] <= side < b[1])]
                 row[0] += 1
                 best, best_iou = None, 0.5
                 for k, d in enumerate(dets):
@@ -73,7 +85,7 @@ def main(argv=None):
     print(f'{"size (px)":>10} {"objects":>8} {"right":>7} {"wrong class":>12} {"missed":>7}')
     total = [0, 0, 0, 0]
     for (lo, hi), row in counts.items():
-        name = f'{lo}-{hi}' if hi != float('inf') else f'{lo}+'
+        name = f'{lo:g}-{hi:g}' if hi != float('inf') else f'{lo:g}+'
         total = [t + r for t, r in zip(total, row)]
         if row[0]:
             print(f'{name:>10} {row[0]:>8} {row[1] / row[0]:>7.3f} '
