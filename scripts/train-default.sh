@@ -4,7 +4,7 @@
 # and budget, F16 model files exported, and (when the engine has `eval`)
 # both evaluated on the held-out test set.  From the repository root:
 #
-#   scripts/train-default.sh [data|train|continue|refine|polish|export|eval|all]  (default all)
+#   scripts/train-default.sh [data|train|continue|refine|polish|fullsize|export|eval|all]  (default all)
 #   scripts/train-default.sh install    (the ssFPN model becomes the default)
 #
 # `train` gives both models the same short budget (the comparison in
@@ -14,8 +14,11 @@
 # scenes (REFINE_COUNT), with a lower learning rate and its last epochs
 # without mosaic, into WORK/runs/yolov5n-ssfpn-refine; `polish` trains the
 # refined one again on new scenes (POLISH_COUNT of seed 4), with a lower
-# learning rate still, into WORK/runs/yolov5n-ssfpn-polish: the last of
-# these runs that exists becomes the default model.
+# learning rate still, into WORK/runs/yolov5n-ssfpn-polish; `fullsize`
+# trains the polished one on whole scenes at the test's size (640x640, so
+# it meets objects up to 60% of 640 px, which 320 scenes cannot hold),
+# into WORK/runs/yolov5n-ssfpn-fullsize: the last of these runs that
+# exists becomes the default model.
 #
 # Settings (environment), defaults = the run that made the committed model
 # (docs/default-model.md): WORK (build-train, git-ignored), TRAIN_COUNT
@@ -45,6 +48,12 @@
 # committed default without the earlier runs, copy
 # models/default/yolov5n-ssfpn-shapes-f16.safetensors to
 # WORK/runs/export/yolov5n-ssfpn-refine-shapes-f16.safetensors).
+# FULLSIZE_COUNT (6000 scenes of seed 10 at TEST_IMG, validated on
+# FULLSIZE_VAL_COUNT (300) of seed 11 at TEST_IMG), FULLSIZE_EPOCHS (3),
+# FULLSIZE_LR0 (0.003), FULLSIZE_WARMUP_EPOCHS (0.2),
+# FULLSIZE_CLOSE_MOSAIC (1) and FULLSIZE_SEED (7) the `fullsize` stage,
+# which starts from the exported F16 model file of `polish` (likewise: copy
+# the committed default to WORK/runs/export/yolov5n-ssfpn-polish-shapes-f16.safetensors).
 #
 # Measured time on the 2-core development machine (no GPU): data 1.5 min
 # (about 4 min more for each 16000-scene set of refine and polish),
@@ -52,7 +61,8 @@
 # augmentation worker, the machine otherwise idle), so about 70 minutes for
 # both models, 126 minutes for the 24 epochs of `continue` and 178 for the
 # 8 epochs of `refine` (on a slower day of the same machine type, 21 min an
-# epoch of 16000 scenes), 114 for the 5 epochs of `polish`; each `eval`
+# epoch of 16000 scenes), 114 for the 5 epochs of `polish`, 83 for the 3
+# of `fullsize` (3.3 min more of data for its 6300 scenes at 640); each `eval`
 # of the test set at 640 takes 20-60 s.
 # A GPU machine runs the same recipe (mixed precision) far faster; larger
 # budgets (EPOCHS, CONTINUE_EPOCHS, REFINE_EPOCHS, TRAIN_COUNT) should then
@@ -96,10 +106,22 @@ polish_lr0=${POLISH_LR0:-0.003}
 polish_warmup_epochs=${POLISH_WARMUP_EPOCHS:-0.3}
 polish_close_mosaic=${POLISH_CLOSE_MOSAIC:-2}
 polish_seed=${POLISH_SEED:-6}
+fullsize_count=${FULLSIZE_COUNT:-6000}
+fullsize_val_count=${FULLSIZE_VAL_COUNT:-300}
+fullsize_epochs=${FULLSIZE_EPOCHS:-3}
+fullsize_lr0=${FULLSIZE_LR0:-0.003}
+fullsize_warmup_epochs=${FULLSIZE_WARMUP_EPOCHS:-0.2}
+fullsize_close_mosaic=${FULLSIZE_CLOSE_MOSAIC:-1}
+fullsize_seed=${FULLSIZE_SEED:-7}
 models="yolov5n-ssfpn yolov5n"
 long=yolov5n-ssfpn-long
 refine=yolov5n-ssfpn-refine
 polish=yolov5n-ssfpn-polish
+fullsize=yolov5n-ssfpn-fullsize
+# The input size and validation set of the run being trained: the stages
+# before `fullsize` train at TRAIN_IMG and validate on val.
+img=$train_img
+val_set=val
 
 make_set() {  # name count seed size
   if [ -f "$data/$1/data.yaml" ] && \
@@ -119,6 +141,8 @@ stage_data() {
   make_set test "$test_count" 3 "$test_img"  # held out: never seen in training
   make_set train-refine "$refine_count" 1 "$train_img"
   make_set train-polish "$polish_count" 4 "$train_img"
+  make_set train-fullsize "$fullsize_count" 10 "$test_img"
+  make_set val-fullsize "$fullsize_val_count" 11 "$test_img"
 }
 
 train_one() {  # config out epochs seed train-set warm-up [train.py options...]
@@ -128,7 +152,7 @@ train_one() {  # config out epochs seed train-set warm-up [train.py options...]
   [ -f "$out/last.pt" ] && resume=--resume
   echo "== train $cfg -> $out $resume"
   "$py" tools/train.py --cfg "models/$cfg.yaml" --data "$data/$set" \
-    --val "$data/val" --out "$out" --img "$train_img" --export-size "$test_img" \
+    --val "$data/$val_set" --out "$out" --img "$img" --export-size "$test_img" \
     --epochs "$n" --warmup-epochs "$warm" --batch "$batch" \
     --nominal-batch "$nominal_batch" \
     --optimizer "$optimizer" --workers "$workers" --threads "$threads" \
@@ -170,10 +194,18 @@ stage_polish() {
     "$polish_close_mosaic"
 }
 
-# The runs that exist: the long, refined and polished ones once their
-# stages made them.
+stage_fullsize() {
+  img=$test_img val_set=val-fullsize
+  train_from_export "$polish" polish "$fullsize" "$fullsize_epochs" \
+    "$fullsize_seed" train-fullsize "$fullsize_warmup_epochs" "$fullsize_lr0" \
+    "$fullsize_close_mosaic"
+  img=$train_img val_set=val
+}
+
+# The runs that exist: the long, refined, polished and full-size ones once
+# their stages made them.
 trained_models() {
-  for name in $models $long $refine $polish; do
+  for name in $models $long $refine $polish $fullsize; do
     [ -f "$runs/$name/model-f16.safetensors" ] && echo "$name"
   done
   return 0
@@ -199,11 +231,11 @@ stage_eval() {
   done
 }
 
-# The ssFPN model (the last of the long, refined and polished runs that
-# exists) becomes the one compiled into the library (engine/data/).
+# The ssFPN model (the last of the long, refined, polished and full-size
+# runs that exists) becomes the one compiled into the library (engine/data/).
 stage_install() {
   name=yolov5n-ssfpn
-  for run in $long $refine $polish; do
+  for run in $long $refine $polish $fullsize; do
     [ -f "$runs/export/$run-shapes-f16.safetensors" ] && name=$run
   done
   cp "$runs/export/$name-shapes-f16.safetensors" \
@@ -218,10 +250,12 @@ case $stage in
   continue) stage_continue ;;
   refine) stage_refine ;;
   polish) stage_polish ;;
+  fullsize) stage_fullsize ;;
   export) stage_export ;;
   eval) stage_eval ;;
   install) stage_install ;;
   all) stage_data; stage_train; stage_continue; stage_export; stage_refine
-       stage_export; stage_polish; stage_export; stage_eval ;;
-  *) echo "usage: $0 [data|train|continue|refine|polish|export|eval|install|all]" >&2; exit 2 ;;
+       stage_export; stage_polish; stage_export; stage_fullsize; stage_export
+       stage_eval ;;
+  *) echo "usage: $0 [data|train|continue|refine|polish|fullsize|export|eval|install|all]" >&2; exit 2 ;;
 esac
