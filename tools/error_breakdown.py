@@ -49,6 +49,31 @@ def read_labels(path, width, height):
     return boxes
 
 
+def box_side(box):
+    return ((box[2] - box[0]) * (box[3] - box[1])) ** 0.5
+
+
+def matched_objects(detections_path, dataset):
+    """For each record of `ssfpn detect` JSON lines: (stem, detections,
+    [(class, box, index of the best-overlapping detection at IoU >= 0.5 or
+    None) for each labelled object])."""
+    with open(detections_path, encoding='utf-8') as f:
+        for line in f:
+            record = json.loads(line)
+            stem = os.path.splitext(os.path.basename(record['image']))[0]
+            label_path = os.path.join(dataset, 'labels', stem + '.txt')
+            dets = record['detections']
+            objects = []
+            for cls, box in read_labels(label_path, record['width'], record['height']):
+                best, best_iou = None, 0.5
+                for k, d in enumerate(dets):
+                    v = iou(box, d['box'])
+                    if v >= best_iou:
+                        best, best_iou = k, v
+                objects.append((cls, box, best))
+            yield stem, dets, objects
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     p.add_argument('detections', help='JSON lines of `ssfpn detect`')
@@ -59,28 +84,18 @@ def main(argv=None):
 
     counts = {b: [0, 0, 0, 0] for b in args.bins}  # objects, right, wrong class, missed
     unmatched = 0
-    with open(args.detections, encoding='utf-8') as f:
-        for line in f:
-            record = json.loads(line)
-            stem = os.path.splitext(os.path.basename(record['image']))[0]
-            label_path = os.path.join(args.dataset, 'labels', stem + '.txt')
-            dets = record['detections']
-            used = set()
-            for cls, box in read_labels(label_path, record['width'], record['height']):
-                side = ((box[2] - box[0]) * (box[3] - box[1])) ** 0.5
-                row = counts[next(b for b in args.bins if b[0] <= side < b[1])]
-                row[0] += 1
-                best, best_iou = None, 0.5
-                for k, d in enumerate(dets):
-                    v = iou(box, d['box'])
-                    if v >= best_iou:
-                        best, best_iou = k, v
-                if best is None:
-                    row[3] += 1
-                else:
-                    used.add(best)
-                    row[1 if dets[best]['class_id'] == cls else 2] += 1
-            unmatched += len(dets) - len(used)
+    for _, dets, objects in matched_objects(args.detections, args.dataset):
+        used = set()
+        for cls, box, best in objects:
+            side = box_side(box)
+            row = counts[next(b for b in args.bins if b[0] <= side < b[1])]
+            row[0] += 1
+            if best is None:
+                row[3] += 1
+            else:
+                used.add(best)
+                row[1 if dets[best]['class_id'] == cls else 2] += 1
+        unmatched += len(dets) - len(used)
 
     print(f'{"size (px)":>10} {"objects":>8} {"right":>7} {"wrong class":>12} {"missed":>7}')
     total = [0, 0, 0, 0]

@@ -17,7 +17,6 @@ so objects it missed do not count against it.
 """
 
 import argparse
-import json
 import math
 import os
 import sys
@@ -44,7 +43,7 @@ def crops_of(dataset, crop, max_side):
         padded = np.pad(img, ((half, half), (half, half), (0, 0)), constant_values=114)
         boxes = error_breakdown.read_labels(os.path.join(dataset, 'labels', stem + '.txt'), w, h)
         for k, (cls, box) in enumerate(boxes):
-            side = ((box[2] - box[0]) * (box[3] - box[1])) ** 0.5
+            side = error_breakdown.box_side(box)
             if side >= max_side:
                 continue
             cx = int(round((box[0] + box[2]) / 2))
@@ -122,23 +121,10 @@ def detector_outcomes(path, dataset, max_side):
     """{(stem, label index): True right class / False wrong class} for the
     objects under max_side px that a detection overlaps at IoU >= 0.5."""
     outcome = {}
-    with open(path, encoding='utf-8') as f:
-        for line in f:
-            record = json.loads(line)
-            stem = os.path.splitext(os.path.basename(record['image']))[0]
-            dets = record['detections']
-            boxes = error_breakdown.read_labels(os.path.join(dataset, 'labels', stem + '.txt'),
-                                                record['width'], record['height'])
-            for k, (cls, box) in enumerate(boxes):
-                if ((box[2] - box[0]) * (box[3] - box[1])) ** 0.5 >= max_side:
-                    continue
-                best, best_iou = None, 0.5
-                for j, d in enumerate(dets):
-                    v = error_breakdown.iou(box, d['box'])
-                    if v >= best_iou:
-                        best, best_iou = j, v
-                if best is not None:
-                    outcome[(stem, k)] = dets[best]['class_id'] == cls
+    for stem, dets, objects in error_breakdown.matched_objects(path, dataset):
+        for k, (cls, box, best) in enumerate(objects):
+            if best is not None and error_breakdown.box_side(box) < max_side:
+                outcome[(stem, k)] = dets[best]['class_id'] == cls
     return outcome
 
 
