@@ -4,7 +4,7 @@
 # and budget, F16 model files exported, and (when the engine has `eval`)
 # both evaluated on the held-out test set.  From the repository root:
 #
-#   scripts/train-default.sh [data|train|continue|refine|polish|fullsize|export|eval|all]  (default all)
+#   scripts/train-default.sh [data|train|continue|refine|polish|fullsize|extend|export|eval|all]  (default all)
 #   scripts/train-default.sh install    (the ssFPN model becomes the default)
 #
 # `train` gives both models the same short budget (the comparison in
@@ -17,8 +17,10 @@
 # learning rate still, into WORK/runs/yolov5n-ssfpn-polish; `fullsize`
 # trains the polished one on whole scenes at the test's size (640x640, so
 # it meets objects up to 60% of 640 px, which 320 scenes cannot hold),
-# into WORK/runs/yolov5n-ssfpn-fullsize: the last of these runs that
-# exists becomes the default model.
+# into WORK/runs/yolov5n-ssfpn-fullsize; `extend` trains the full-size one
+# again on new 640 scenes (EXTEND_COUNT of seed 14), into
+# WORK/runs/yolov5n-ssfpn-extend: the last of these runs that exists
+# becomes the default model.
 #
 # Settings (environment), defaults = the run that made the committed model
 # (docs/default-model.md): WORK (build-train, git-ignored), TRAIN_COUNT
@@ -54,6 +56,12 @@
 # FULLSIZE_CLOSE_MOSAIC (1) and FULLSIZE_SEED (7) the `fullsize` stage,
 # which starts from the exported F16 model file of `polish` (likewise: copy
 # the committed default to WORK/runs/export/yolov5n-ssfpn-polish-shapes-f16.safetensors).
+# EXTEND_COUNT (8000 scenes of seed 14 at TEST_IMG, validated on the same
+# 300 as `fullsize`), EXTEND_EPOCHS (3), EXTEND_LR0 (0.002),
+# EXTEND_WARMUP_EPOCHS (0.2), EXTEND_CLOSE_MOSAIC (1) and EXTEND_SEED (8)
+# the `extend` stage, which starts from the exported F16 model file of
+# `fullsize` (to extend the committed default without the earlier runs,
+# copy it to WORK/runs/export/yolov5n-ssfpn-fullsize-shapes-f16.safetensors).
 #
 # Measured time on the 2-core development machine (no GPU): data 1.5 min
 # (about 4 min more for each 16000-scene set of refine and polish),
@@ -62,8 +70,9 @@
 # both models, 126 minutes for the 24 epochs of `continue` and 178 for the
 # 8 epochs of `refine` (on a slower day of the same machine type, 21 min an
 # epoch of 16000 scenes), 114 for the 5 epochs of `polish`, 83 for the 3
-# of `fullsize` (3.3 min more of data for its 6300 scenes at 640); each `eval`
-# of the test set at 640 takes 20-60 s.
+# of `fullsize` (3.3 min more of data for its 6300 scenes at 640), 107 for
+# the 3 of `extend` (4 min more of data for its 8000 scenes at 640); each
+# `eval` of the test set at 640 takes 20-60 s.
 # A GPU machine runs the same recipe (mixed precision) far faster; larger
 # budgets (EPOCHS, CONTINUE_EPOCHS, REFINE_EPOCHS, TRAIN_COUNT) should then
 # improve the figures.
@@ -113,11 +122,18 @@ fullsize_lr0=${FULLSIZE_LR0:-0.003}
 fullsize_warmup_epochs=${FULLSIZE_WARMUP_EPOCHS:-0.2}
 fullsize_close_mosaic=${FULLSIZE_CLOSE_MOSAIC:-1}
 fullsize_seed=${FULLSIZE_SEED:-7}
+extend_count=${EXTEND_COUNT:-8000}
+extend_epochs=${EXTEND_EPOCHS:-3}
+extend_lr0=${EXTEND_LR0:-0.002}
+extend_warmup_epochs=${EXTEND_WARMUP_EPOCHS:-0.2}
+extend_close_mosaic=${EXTEND_CLOSE_MOSAIC:-1}
+extend_seed=${EXTEND_SEED:-8}
 models="yolov5n-ssfpn yolov5n"
 long=yolov5n-ssfpn-long
 refine=yolov5n-ssfpn-refine
 polish=yolov5n-ssfpn-polish
 fullsize=yolov5n-ssfpn-fullsize
+extend=yolov5n-ssfpn-extend
 # The input size and validation set of the run being trained: the stages
 # before `fullsize` train at TRAIN_IMG and validate on val.
 img=$train_img
@@ -143,6 +159,7 @@ stage_data() {
   make_set train-polish "$polish_count" 4 "$train_img"
   make_set train-fullsize "$fullsize_count" 10 "$test_img"
   make_set val-fullsize "$fullsize_val_count" 11 "$test_img"
+  make_set train-extend "$extend_count" 14 "$test_img"
 }
 
 train_one() {  # config out epochs seed train-set warm-up [train.py options...]
@@ -202,10 +219,18 @@ stage_fullsize() {
   img=$train_img val_set=val
 }
 
-# The runs that exist: the long, refined, polished and full-size ones once
-# their stages made them.
+stage_extend() {
+  img=$test_img val_set=val-fullsize
+  train_from_export "$fullsize" fullsize "$extend" "$extend_epochs" \
+    "$extend_seed" train-extend "$extend_warmup_epochs" "$extend_lr0" \
+    "$extend_close_mosaic"
+  img=$train_img val_set=val
+}
+
+# The runs that exist: the long, refined, polished, full-size and extended
+# ones once their stages made them.
 trained_models() {
-  for name in $models $long $refine $polish $fullsize; do
+  for name in $models $long $refine $polish $fullsize $extend; do
     [ -f "$runs/$name/model-f16.safetensors" ] && echo "$name"
   done
   return 0
@@ -231,11 +256,12 @@ stage_eval() {
   done
 }
 
-# The ssFPN model (the last of the long, refined, polished and full-size
-# runs that exists) becomes the one compiled into the library (engine/data/).
+# The ssFPN model (the last of the long, refined, polished, full-size and
+# extended runs that exists) becomes the one compiled into the library
+# (engine/data/).
 stage_install() {
   name=yolov5n-ssfpn
-  for run in $long $refine $polish $fullsize; do
+  for run in $long $refine $polish $fullsize $extend; do
     [ -f "$runs/export/$run-shapes-f16.safetensors" ] && name=$run
   done
   cp "$runs/export/$name-shapes-f16.safetensors" \
@@ -251,11 +277,12 @@ case $stage in
   refine) stage_refine ;;
   polish) stage_polish ;;
   fullsize) stage_fullsize ;;
+  extend) stage_extend ;;
   export) stage_export ;;
   eval) stage_eval ;;
   install) stage_install ;;
   all) stage_data; stage_train; stage_continue; stage_export; stage_refine
        stage_export; stage_polish; stage_export; stage_fullsize; stage_export
-       stage_eval ;;
-  *) echo "usage: $0 [data|train|continue|refine|polish|fullsize|export|eval|install|all]" >&2; exit 2 ;;
+       stage_extend; stage_export; stage_eval ;;
+  *) echo "usage: $0 [data|train|continue|refine|polish|fullsize|extend|export|eval|install|all]" >&2; exit 2 ;;
 esac
