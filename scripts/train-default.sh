@@ -211,20 +211,23 @@ stage_polish() {
     "$polish_close_mosaic"
 }
 
-stage_fullsize() {
+# train_from_export on 640 scenes at input TEST_IMG, validated at 640.
+train_at_test_size() {  # the arguments of train_from_export
   img=$test_img val_set=val-fullsize
-  train_from_export "$polish" polish "$fullsize" "$fullsize_epochs" \
-    "$fullsize_seed" train-fullsize "$fullsize_warmup_epochs" "$fullsize_lr0" \
-    "$fullsize_close_mosaic"
+  train_from_export "$@"
   img=$train_img val_set=val
 }
 
+stage_fullsize() {
+  train_at_test_size "$polish" polish "$fullsize" "$fullsize_epochs" \
+    "$fullsize_seed" train-fullsize "$fullsize_warmup_epochs" "$fullsize_lr0" \
+    "$fullsize_close_mosaic"
+}
+
 stage_extend() {
-  img=$test_img val_set=val-fullsize
-  train_from_export "$fullsize" fullsize "$extend" "$extend_epochs" \
+  train_at_test_size "$fullsize" fullsize "$extend" "$extend_epochs" \
     "$extend_seed" train-extend "$extend_warmup_epochs" "$extend_lr0" \
     "$extend_close_mosaic"
-  img=$train_img val_set=val
 }
 
 # The runs that exist: the long, refined, polished, full-size and extended
