@@ -260,6 +260,30 @@ assert single["multi_label"] is False and multi["multi_label"] is True, (single,
 assert count(multi) > count(single), (count(multi), count(single))
 EOF
 }
+# Right boxes, every label of the next class: the class-aware AP50 falls
+# near 0, while --class-agnostic (one class, NMS across classes) still
+# finds every box.
+mkdir -p "$work/renamed/images" "$work/renamed/labels"
+cp "$work"/set/images/* "$work/renamed/images/"
+ncls=$("$SSFPN" info "$model" --json | "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["nc"])')
+for f in "$work"/set/labels/*.txt; do
+  awk -v n="$ncls" 'NF == 5 { $1 = ($1 + 1) % n; print }' "$f" >"$work/renamed/labels/$(basename "$f")"
+done
+expect 0 "eval --json --class-agnostic" -- "$SSFPN" eval "$model" "$work/renamed" --json --class-agnostic && {
+  cp "$work/out" "$work/agnostic.json"
+  "$SSFPN" eval "$model" "$work/renamed" --json --single-label >"$work/aware.json" 2>"$work/err"
+  "$PYTHON" - "$work/agnostic.json" "$work/aware.json" <<'EOF' && pass || fail "eval --class-agnostic: $(head -c 400 "$work/agnostic.json")"
+import json, sys
+agnostic, aware = (json.load(open(p)) for p in sys.argv[1:])
+assert agnostic["class_agnostic"] is True and aware["class_agnostic"] is False
+assert agnostic["multi_label"] is False
+assert [c["label"] for c in agnostic["classes"]] == ["object"], agnostic["classes"]
+assert agnostic["classes"][0]["instances"] == sum(c["instances"] for c in aware["classes"])
+assert agnostic["ap50"] >= 0.9 and aware["ap50"] < 0.1, (agnostic["ap50"], aware["ap50"])
+EOF
+}
+expect 2 "eval --single-label --class-agnostic" -- "$SSFPN" eval "$model" "$work/set" --single-label --class-agnostic
+stderr_has "exclude each other" "eval --single-label --class-agnostic"
 expect 1 "eval on a missing dataset" -- "$SSFPN" eval "$model" "$work/no-such-set"
 stderr_has "no-such-set" "eval on a missing dataset"
 

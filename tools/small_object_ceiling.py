@@ -5,7 +5,7 @@ YOLO-format training sets, and its accuracy per object size on another set
 is printed, next to a detector's where its `ssfpn detect` output is given.
 
     tools/small_object_ceiling.py --train DIR [DIR ...] --eval DIR \
-        [--detections dets.jsonl] [--bins 7,8,9,10,12,14,16]
+        [--detections dets.jsonl] [--bins 7,8,9,10,12,14,16] [--no-classifier]
 
 The classifier is given what a detector is not: where the object is, to
 the pixel.  Its accuracy is therefore an estimate of what the best
@@ -142,24 +142,34 @@ def main(argv=None):
     p.add_argument('--batch', type=int, default=256)
     p.add_argument('--threads', type=int, default=0, help='torch threads (0 = all cores)')
     p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--no-classifier', action='store_true',
+                   help="only the detector's column (with --detections): the "
+                        "classifier's does not depend on the detector, and takes "
+                        "most of the time")
     args = p.parse_args(argv)
+    if args.no_classifier and not args.detections:
+        p.error('--no-classifier needs --detections')
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
     torch.manual_seed(args.seed)
     bins = args.bins[:-1]  # the last edge bounds the sizes used
     max_side = bins[-1][1]
 
-    parts = [crops_of(d, args.crop, max_side) for d in args.train]
-    x = to_tensor(np.concatenate([c for c, _, _, _ in parts]))
-    y = torch.from_numpy(np.concatenate([c for _, c, _, _ in parts]))
     ex, ey, esize, ekeys = crops_of(args.eval, args.crop, max_side)
-    print(f'{len(x)} training crops, {len(ex)} to measure on, objects under {max_side:g} px',
-          file=sys.stderr, flush=True)
-    model = classifier(6)
-    train(model, x, y, args.epochs, args.batch, args.seed)
-    right = predict(model, to_tensor(ex)) == ey
+    right = None
+    if not args.no_classifier:
+        parts = [crops_of(d, args.crop, max_side) for d in args.train]
+        x = to_tensor(np.concatenate([c for c, _, _, _ in parts]))
+        y = torch.from_numpy(np.concatenate([c for _, c, _, _ in parts]))
+        print(f'{len(x)} training crops, {len(ex)} to measure on, objects under '
+              f'{max_side:g} px', file=sys.stderr, flush=True)
+        model = classifier(6)
+        train(model, x, y, args.epochs, args.batch, args.seed)
+        right = predict(model, to_tensor(ex)) == ey
 
     outcome = detector_outcomes(args.detections, args.eval, max_side) if args.detections else None
-    header = f'{"size (px)":>10} {"objects":>8} {"classifier":>11}'
+    header = f'{"size (px)":>10} {"objects":>8}'
+    if right is not None:
+        header += f' {"classifier":>11}'
     if outcome is not None:
         header += f' {"detector":>9} {"(matched)":>9}'
     print(header)
@@ -167,7 +177,9 @@ def main(argv=None):
         sel = (esize >= lo) & (esize < hi)
         if not sel.any():
             continue
-        row = f'{f"{lo:g}-{hi:g}":>10} {int(sel.sum()):>8} {right[sel].mean():>11.3f}'
+        row = f'{f"{lo:g}-{hi:g}":>10} {int(sel.sum()):>8}'
+        if right is not None:
+            row += f' {right[sel].mean():>11.3f}'
         if outcome is not None:
             seen = [outcome[key] for key, s in zip(ekeys, sel) if s and key in outcome]
             row += f' {np.mean(seen) if seen else float("nan"):>9.3f} {len(seen):>9}'

@@ -1,6 +1,7 @@
 /* `ssfpn eval MODEL DATASET [--size S] [--conf 0.001] [--iou 0.6]
- * [--max-det 300] [--batch B] [--json] [--dump-predictions FILE]
- * [--dump-ground-truth FILE]`: COCO-style evaluation on a YOLO-format
+ * [--max-det 300] [--batch B] [--single-label | --class-agnostic] [--json]
+ * [--dump-predictions FILE] [--dump-ground-truth FILE]`: COCO-style
+ * evaluation on a YOLO-format
  * dataset (docs/eval.md). Reads DATASET/images/ and DATASET/labels/, runs
  * every image through ssfpn_context_detect with YOLOv5 val.py's settings,
  * and hands ground truths and detections to coco_eval.c. The dumps are the
@@ -22,6 +23,7 @@ typedef struct {
   int max_det;
   int batch;
   gboolean single_label;
+  gboolean class_agnostic;
   gboolean json;
   char *predictions_path;
   char *ground_truth_path;
@@ -246,6 +248,33 @@ out:
   return ok;
 }
 
+/* The classes the figures are over: the model's, or one when every class
+ * counts as the same. */
+static int
+eval_num_classes (const SsfpnModel *model, const EvalOptions *opts)
+{
+  return opts->class_agnostic ? 1 : ssfpn_model_num_classes (model);
+}
+
+static const char *
+eval_class_name (const SsfpnModel *model, const EvalOptions *opts, int c)
+{
+  if (opts->class_agnostic)
+    return "object";
+  const char *name = ssfpn_model_class_name (model, c);
+  return name ? name : "";
+}
+
+/* --class-agnostic: class 0 for every label and detection. */
+static void
+forget_classes (EvalImage *image)
+{
+  for (guint k = 0; k < image->ground_truths->len; k++)
+    g_array_index (image->ground_truths, CocoGroundTruth, k).class_id = 0;
+  for (guint k = 0; k < image->detections->len; k++)
+    g_array_index (image->detections, CocoDetection, k).class_id = 0;
+}
+
 static JsonNode *
 box_json (double x, double y, double width, double height)
 {
@@ -309,7 +338,8 @@ dump_predictions (const char *path, const EvalImage *images, int n_images,
 /* COCO annotations, with area = w x h and no crowds. */
 static gboolean
 dump_ground_truth (const char *path, const SsfpnModel *model,
-                   const EvalImage *images, int n_images, GError **error)
+                   const EvalOptions *opts, const EvalImage *images,
+                   int n_images, GError **error)
 {
   JsonArray *image_list = json_array_new ();
   JsonArray *annotations = json_array_new ();
@@ -339,12 +369,11 @@ dump_ground_truth (const char *path, const SsfpnModel *model,
           json_array_add_object_element (annotations, a);
         }
     }
-  for (int c = 0; c < ssfpn_model_num_classes (model); c++)
+  for (int c = 0; c < eval_num_classes (model, opts); c++)
     {
-      const char *name = ssfpn_model_class_name (model, c);
       JsonObject *cat = json_object_new ();
       json_object_set_int_member (cat, "id", c);
-      json_object_set_string_member (cat, "name", name ? name : "");
+      json_object_set_string_member (cat, "name", eval_class_name (model, opts, c));
       json_array_add_object_element (categories, cat);
     }
 
@@ -394,7 +423,9 @@ result_json (const SsfpnModel *model, const EvalRun *run,
   json_builder_set_member_name (b, "max_det");
   json_builder_add_int_value (b, opts->max_det);
   json_builder_set_member_name (b, "multi_label");
-  json_builder_add_boolean_value (b, !opts->single_label);
+  json_builder_add_boolean_value (b, !opts->single_label && !opts->class_agnostic);
+  json_builder_set_member_name (b, "class_agnostic");
+  json_builder_add_boolean_value (b, opts->class_agnostic);
   json_builder_set_member_name (b, "images");
   json_builder_add_int_value (b, run->n_images);
   json_builder_set_member_name (b, "instances");
@@ -415,12 +446,11 @@ result_json (const SsfpnModel *model, const EvalRun *run,
   json_builder_begin_array (b);
   for (int c = 0; c < r->n_classes; c++)
     {
-      const char *label = ssfpn_model_class_name (model, c);
       json_builder_begin_object (b);
       json_builder_set_member_name (b, "class_id");
       json_builder_add_int_value (b, c);
       json_builder_set_member_name (b, "label");
-      json_builder_add_string_value (b, label ? label : "");
+      json_builder_add_string_value (b, eval_class_name (model, opts, c));
       json_builder_set_member_name (b, "instances");
       json_builder_add_int_value (b, r->class_instances[c]);
       json_builder_set_member_name (b, "detections");
@@ -447,7 +477,8 @@ print_result (const SsfpnModel *model, const EvalRun *run,
           "iou %g, max-det %d, %s NMS, %.1f s\n", run->model_path,
           run->dataset, run->n_images, run->n_instances, run->height,
           run->width, run->device, opts->conf, opts->iou, opts->max_det,
-          opts->single_label ? "single-label" : "multi-label", run->seconds);
+          opts->class_agnostic ? "class-agnostic"
+          : opts->single_label ? "single-label" : "multi-label", run->seconds);
   const struct { const char *iou, *area; double value; } lines[] = {
     { "0.50:0.95", "   all", r->ap }, { "0.50     ", "   all", r->ap50 },
     { "0.75     ", "   all", r->ap75 }, { "0.50:0.95", " small", r->ap_small },
@@ -460,8 +491,7 @@ print_result (const SsfpnModel *model, const EvalRun *run,
           "AP50", "AP");
   for (int c = 0; c < r->n_classes; c++)
     {
-      const char *label = ssfpn_model_class_name (model, c);
-      printf ("%-16s %9d %10d %7.3f %7.3f\n", label ? label : "",
+      printf ("%-16s %9d %10d %7.3f %7.3f\n", eval_class_name (model, opts, c),
               r->class_instances[c], r->class_detections[c], r->class_ap50[c],
               r->class_ap[c]);
     }
@@ -487,6 +517,10 @@ check_options (const CliCommand *command, const EvalOptions *opts, int argc,
     return status;
   if (opts->batch < 1)
     return cli_usage_error (command, "--batch %d is not positive", opts->batch);
+  if (opts->single_label && opts->class_agnostic)
+    return cli_usage_error (command, "--single-label and --class-agnostic "
+                            "exclude each other (--class-agnostic keeps each "
+                            "box once already)");
   return 0;
 }
 
@@ -511,6 +545,10 @@ cmd_eval (int argc, char **argv)
     { "single-label", 0, 0, G_OPTION_ARG_NONE, &opts.single_label,
       "NMS keeps each box with its best class only, as detect.py and "
       "ssfpndetect do (default: once per class above --conf, as val.py)",
+      NULL },
+    { "class-agnostic", 0, 0, G_OPTION_ARG_NONE, &opts.class_agnostic,
+      "every object and detection counts as one class, after NMS across "
+      "classes: how well objects are found and placed, whatever their class",
       NULL },
     { "json", 0, 0, G_OPTION_ARG_NONE, &opts.json,
       "print one JSON object instead of the tables", NULL },
@@ -600,7 +638,8 @@ cmd_eval (int argc, char **argv)
   nms.conf_threshold = (float) opts.conf;
   nms.iou_threshold = (float) opts.iou;
   nms.max_detections = opts.max_det;
-  nms.multi_label = !opts.single_label;
+  nms.multi_label = !opts.single_label && !opts.class_agnostic;
+  nms.agnostic = opts.class_agnostic;
   const int batch = context_options.batch;
   results = g_new (SsfpnDetection, (gsize) batch * opts.max_det);
   counts = g_new0 (int, batch);
@@ -620,6 +659,8 @@ cmd_eval (int argc, char **argv)
   int n_instances = 0;
   for (int i = 0; i < n_images; i++)
     {
+      if (opts.class_agnostic)
+        forget_classes (&images[i]);
       coco_images[i] = (CocoImage) {
         .ground_truths = (const CocoGroundTruth *) images[i].ground_truths->data,
         .n_ground_truths = (int) images[i].ground_truths->len,
@@ -628,7 +669,8 @@ cmd_eval (int argc, char **argv)
       };
       n_instances += (int) images[i].ground_truths->len;
     }
-  if (!coco_evaluate (coco_images, n_images, n_classes, &result, &error))
+  if (!coco_evaluate (coco_images, n_images, eval_num_classes (model, &opts),
+                      &result, &error))
     {
       status = cli_fail (error);
       goto out;
@@ -637,8 +679,8 @@ cmd_eval (int argc, char **argv)
   if ((opts.predictions_path != NULL
        && !dump_predictions (opts.predictions_path, images, n_images, &error))
       || (opts.ground_truth_path != NULL
-          && !dump_ground_truth (opts.ground_truth_path, model, images,
-                                 n_images, &error)))
+          && !dump_ground_truth (opts.ground_truth_path, model, &opts,
+                                 images, n_images, &error)))
     {
       status = cli_fail (error);
       goto out;

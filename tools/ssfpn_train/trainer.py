@@ -194,7 +194,25 @@ def parse_args(argv):
                    help='the last N epochs without mosaic or scale jitter: whole '
                         'scenes at their own pixel sizes, as the test sees them '
                         '(flips and colour jitter stay)')
+    p.add_argument('--hyp', action='append', default=[], metavar='KEY=VALUE',
+                   help='override one of the hyperparameters (DEFAULT_HYP: loss '
+                        'gains before YOLOv5 scales them, augmentation); repeatable')
     return p.parse_args(argv)
+
+
+def hyp_overrides(pairs):
+    """--hyp KEY=VALUE pairs as a dict of floats; exits on an unknown key."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition('=')
+        if not sep or key not in DEFAULT_HYP:
+            sys.exit(f'--hyp {pair}: expected KEY=VALUE with KEY one of '
+                     f'{", ".join(sorted(DEFAULT_HYP))}')
+        try:
+            out[key] = float(value)
+        except ValueError:
+            sys.exit(f'--hyp {pair}: {value!r} is not a number')
+    return out
 
 
 def main(argv=None):
@@ -216,6 +234,7 @@ def main(argv=None):
         hyp['lr0'] = args.lr0
     if args.warmup_epochs is not None:
         hyp['warmup_epochs'] = args.warmup_epochs
+    hyp.update(hyp_overrides(args.hyp))
 
     model = build_model(args.cfg, len(CLASS_NAMES), CLASS_NAMES).to(device)
     detect = model.model[-1]
