@@ -1,11 +1,11 @@
 /* `ssfpn eval MODEL DATASET [--size S] [--conf 0.001] [--iou 0.6]
  * [--max-det 300] [--batch B] [--single-label | --class-agnostic] [--json]
  * [--dump-predictions FILE] [--dump-ground-truth FILE]`: COCO-style
- * evaluation on a YOLO-format
- * dataset (docs/eval.md). Reads DATASET/images/ and DATASET/labels/, runs
- * every image through ssfpn_context_detect with YOLOv5 val.py's settings,
- * and hands ground truths and detections to coco_eval.c. The dumps are the
- * same data as COCO JSON, for pycocotools (scripts/check-coco-eval.sh).
+ * evaluation on a YOLO-format dataset (docs/eval.md). Reads DATASET/images/
+ * and DATASET/labels/, runs every image through ssfpn_context_detect with
+ * YOLOv5 val.py's settings, and hands ground truths and detections to
+ * coco_eval.c. The dumps are the same data as COCO JSON, for pycocotools
+ * (scripts/check-coco-eval.sh).
  */
 #include "cli.h"
 #include "coco_eval.h"
