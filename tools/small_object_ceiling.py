@@ -5,7 +5,8 @@ YOLO-format training sets, and its accuracy per object size on another set
 is printed, next to a detector's where its `ssfpn detect` output is given.
 
     tools/small_object_ceiling.py --train DIR [DIR ...] --eval DIR \
-        [--detections dets.jsonl] [--bins 7,8,9,10,12,14,16] [--no-classifier]
+        [--detections dets.jsonl] [--bins 7,8,9,10,12,14,16]
+    tools/small_object_ceiling.py --no-classifier --eval DIR --detections dets.jsonl
 
 The classifier is given what a detector is not: where the object is, to
 the pixel.  Its accuracy is therefore an estimate of what the best
@@ -130,7 +131,8 @@ def detector_outcomes(path, dataset, max_side):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    p.add_argument('--train', nargs='+', required=True, help='YOLO-format training sets')
+    p.add_argument('--train', nargs='+', help='YOLO-format training sets (needed '
+                   'unless --no-classifier)')
     p.add_argument('--eval', required=True, help='YOLO-format set to measure on')
     p.add_argument('--detections', help="`ssfpn detect` JSON lines on the --eval set's images")
     p.add_argument('--bins', type=error_breakdown.size_bins,
@@ -149,6 +151,8 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.no_classifier and not args.detections:
         p.error('--no-classifier needs --detections')
+    if not args.no_classifier and not args.train:
+        p.error('--train is needed to train the classifier')
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
     torch.manual_seed(args.seed)
     bins = args.bins[:-1]  # the last edge bounds the sizes used

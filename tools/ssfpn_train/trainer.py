@@ -201,7 +201,8 @@ def parse_args(argv):
 
 
 def hyp_overrides(pairs):
-    """--hyp KEY=VALUE pairs as a dict of floats; exits on an unknown key."""
+    """--hyp KEY=VALUE pairs as a dict of floats; exits on an unknown key or a
+    value that is not a number."""
     out = {}
     for pair in pairs:
         key, sep, value = pair.partition('=')
