@@ -194,6 +194,12 @@ def parse_args(argv):
                    help='the last N epochs without mosaic or scale jitter: whole '
                         'scenes at their own pixel sizes, as the test sees them '
                         '(flips and colour jitter stay)')
+    p.add_argument('--freeze', type=int, default=0, metavar='N',
+                   help='keep layers 0 to N-1 as they are (weights and BatchNorm '
+                        'statistics): train only a branch grafted onto a trained network')
+    p.add_argument('--freeze-levels', metavar='L,L,...',
+                   help='Detect levels (0 = finest) whose convolutions stay as they are, '
+                        'with --freeze: only the grafted level learns')
     p.add_argument('--hyp', action='append', default=[], metavar='KEY=VALUE',
                    help='override one of the hyperparameters (DEFAULT_HYP: loss '
                         'gains before YOLOv5 scales them, augmentation); repeatable')
@@ -242,6 +248,20 @@ def main(argv=None):
     assert isinstance(detect, Detect)
     loss_hyp = scaled_hyp(hyp, detect.nl, detect.nc, args.img)
     loss_fn = YoloLoss(detect, loss_hyp)
+    frozen = [model.model[i] for i in range(min(args.freeze, len(model.model) - 1))]
+    for layer in frozen:
+        for param in layer.parameters():
+            param.requires_grad_(False)
+    try:
+        frozen_levels = [int(v) for v in args.freeze_levels.split(',')] \
+            if args.freeze_levels else []
+    except ValueError:
+        sys.exit(f'--freeze-levels {args.freeze_levels}: not a list of level numbers')
+    for level in frozen_levels:
+        if not 0 <= level < detect.nl:
+            sys.exit(f'--freeze-levels: level {level} outside 0..{detect.nl - 1}')
+        for param in detect.m[level].parameters():
+            param.requires_grad_(False)
 
     nbs = args.nominal_batch
     accumulate = max(round(nbs / args.batch), 1)
@@ -293,6 +313,7 @@ def main(argv=None):
                       'cfg': args.cfg, 'parameters': model.parameter_count(),
                       'train_images': len(train_set), 'batch': args.batch,
                       'accumulate': accumulate, 'warmup_steps': warmup_steps,
+                      'frozen_layers': len(frozen), 'frozen_levels': frozen_levels,
                       'epochs': args.epochs, 'threads': torch.get_num_threads(),
                       'hyp': hyp}), flush=True)
 
@@ -302,6 +323,8 @@ def main(argv=None):
     last_step = iteration - 1
     for epoch in range(start_epoch, args.epochs):
         model.train()
+        for layer in frozen:  # BatchNorm statistics stay the trained ones
+            layer.eval()
         train_set.epoch_seed = args.seed * 100003 + epoch
         if args.close_mosaic and epoch >= args.epochs - args.close_mosaic:
             train_set.hyp = dict(hyp, mosaic=0.0)
