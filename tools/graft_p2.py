@@ -9,7 +9,7 @@ trainer's initialisation (YOLOv5's objectness and class bias priors).  The
 result is an F32 model file for tools/train.py --init-weights.
 
   /usr/bin/python3 tools/graft_p2.py models/default/yolov5n-ssfpn-shapes-f16.safetensors \\
-      build-train/runs/p2-graft.safetensors
+      build-train/runs/p2/graft-f32.safetensors
 """
 
 import argparse
