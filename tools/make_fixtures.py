@@ -132,6 +132,8 @@ CASES = {
                  'Contract stem, repeated Conv (model.2.0/.1), standalone Bottleneck'),
     'bneps': (lambda: from_models('yolov5n', 4, 0.03125), (1, 64, 64), 'F32', 1e-5,
               'ssfpn.bn_eps = 1e-05 in the metadata'),
+    'ssfpn-p2': (lambda: from_models('yolov5n-ssfpn-p2', 3, 0.03125), (1, 64, 64), 'F32',
+                 None, 'official ssFPN with a stride-4 (P2) level: four Detect levels'),
 }
 
 # Extra NMS results for one case: (suffix, agnostic, max_det).

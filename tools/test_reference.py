@@ -140,7 +140,7 @@ def test_published_counts():
 
 def test_all_models(quick):
     paths = sorted(glob.glob(os.path.join(ROOT, 'models', '*.yaml')))
-    check('models/*.yaml: 20 configurations', len(paths) == 20, str(len(paths)))
+    check('models/*.yaml: 21 configurations', len(paths) == 21, str(len(paths)))
     print(f'{"model":<24} {"layers":>6} {"params":>10} {"GFLOPs":>7}  output at 640')
     for path in paths:
         name = os.path.basename(path)[:-5]
@@ -148,7 +148,9 @@ def test_all_models(quick):
         size = 256 if quick else 640
         with torch.no_grad():
             out = model(torch.zeros((1, 3, size, size)))[0]
-        rows = 3 * sum((size // s) ** 2 for s in (8, 16, 32))
+        # Three anchors a cell on every Detect level (P3-P5; P2 too for -p2)
+        strides = (4, 8, 16, 32) if name.endswith('-p2') else (8, 16, 32)
+        rows = 3 * sum((size // s) ** 2 for s in strides)
         ok = tuple(out.shape) == (1, rows, 85) and bool(torch.isfinite(out).all())
         flops = 2 * conv_macs(model, 640) / 1e9
         print(f'{name:<24} {model.layer_count():>6} {model.parameter_count():>10} '
