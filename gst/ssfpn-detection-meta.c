@@ -61,8 +61,13 @@ ssfpn_detection_meta_attach (GstBuffer *buffer, int frame_width,
                              const GQuark *labels, int n_labels)
 {
 #ifdef HAVE_GST_ANALYTICS
-  GstAnalyticsRelationMeta *relations = detections->len > 0
-      ? gst_buffer_add_analytics_relation_meta (buffer) : NULL;
+  /* One relation meta a buffer: join the one an upstream analyser left. */
+  GstAnalyticsRelationMeta *relations = NULL;
+  if (detections->len > 0) {
+    relations = gst_buffer_get_analytics_relation_meta (buffer);
+    if (relations == NULL)
+      relations = gst_buffer_add_analytics_relation_meta (buffer);
+  }
 #endif
 
   for (guint i = 0; i < detections->len; i++) {

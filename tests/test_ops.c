@@ -16,6 +16,7 @@
 #include "backend.h"
 #include "cpu/cpu_backend.h"
 #include "graph.h"
+#include "model.h"
 #include "ref_ops.h"
 
 #define TOLERANCE 1e-4
@@ -31,6 +32,13 @@ record (gboolean ok, const char *what)
     n_failed++;
     printf ("FAIL: %s\n", what);
   }
+}
+
+static void
+record_owned (gboolean ok, char *what)
+{
+  record (ok, what);
+  g_free (what);
 }
 
 static float *
@@ -627,6 +635,46 @@ test_errors (void)
   g_rand_free (rng);
 }
 
+/* The built-in model in the automatic layout: oneDNN's JIT kernels for
+ * every convolution, in blocked layouts. A layout the machine's kernels do
+ * not take (16-channel blocks on an AVX2 machine) shows as reference
+ * kernels, or as a relayout all the way down to NCHW. */
+static void
+test_kernels_chosen (void)
+{
+  SsfpnPlanOptions options = { 1, 320, 320, SSFPN_PRECISION_FP32, 0, 0 };
+  GError *error = NULL;
+  SsfpnModel *model = ssfpn_model_open_default (&error);
+  SsfpnPlan *plan = NULL;
+
+  record_owned (model != NULL, g_strdup_printf ("default model: %s",
+                                          error ? error->message : "opened"));
+  if (model == NULL) {
+    g_clear_error (&error);
+    return;
+  }
+  g_unsetenv ("SSFPN_CPU_LAYOUT");
+  plan = ssfpn_cpu_backend.plan_new (model->graph, &options, &error);
+  record_owned (plan != NULL, g_strdup_printf ("default model plan: %s",
+                                         error ? error->message : "made"));
+  if (plan != NULL) {
+    int reference = ssfpn_cpu_plan_reference_convs (plan);
+    int first_conv_out = ssfpn_graph_op (model->graph, 0)->output;
+    int block = ssfpn_cpu_plan_tensor_block (plan, first_conv_out);
+
+    record_owned (reference == 0, g_strdup_printf
+            ("default model: %d convolutions on reference kernels", reference));
+#if defined(__x86_64__)
+    record_owned (block > 1, g_strdup_printf
+            ("default model: first convolution's output in blocks of %d",
+             block));
+#endif
+  }
+  ssfpn_cpu_backend.plan_free (plan);
+  ssfpn_model_unref (model);
+  g_clear_error (&error);
+}
+
 /* ---- performance -------------------------------------------------------- */
 
 static double
@@ -786,6 +834,7 @@ main (int argc, char **argv)
   rng = g_rand_new_with_seed (seed);
 
   test_errors ();
+  test_kernels_chosen ();
   for (int i = 0; i < 60; i++)
     test_conv (rng, i);
   for (int i = 0; i < 12; i++)

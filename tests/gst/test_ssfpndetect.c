@@ -9,11 +9,26 @@
 #include <gst/check/gstcheck.h>
 #include <gst/check/gstharness.h>
 #include <gst/video/video.h>
+#ifdef HAVE_GST_ANALYTICS
+#include <gst/analytics/analytics.h>
+#endif
 #include <glib/gstdio.h>
 #include <gmodule.h>
 #include <json-glib/json-glib.h>
 #include <math.h>
 #include <string.h>
+
+/* GObject refuses an out-of-range property value with a warning (GLib
+ * 2.74) or a critical (newer GLib); either is the refusal. */
+#define ASSERT_REFUSED(code)                                            \
+  G_STMT_START {                                                        \
+    _gst_check_expecting_log = TRUE;                                    \
+    _gst_check_raised_warning = _gst_check_raised_critical = FALSE;     \
+    code;                                                               \
+    fail_unless (_gst_check_raised_warning || _gst_check_raised_critical, \
+        "no warning or critical from %s", #code);                       \
+    _gst_check_expecting_log = FALSE;                                   \
+  } G_STMT_END
 
 /* ---- fixtures ---------------------------------------------------------- */
 
@@ -509,6 +524,67 @@ GST_START_TEST (test_roi_has_no_parent)
 
 GST_END_TEST;
 
+#ifdef HAVE_GST_ANALYTICS
+/* GStreamer >= 1.24: every ROI has its object-detection mtd (same label,
+ * box and confidence) in the buffer's one relation meta, found by the id
+ * in "analytics_id"; a relation meta from upstream is joined, not
+ * duplicated. */
+GST_START_TEST (test_analytics_meta)
+{
+  GstHarness *h = harness_new (NULL);
+  gst_harness_set_src_caps (h, caps_for_case ("seq-0"));
+  GstBuffer *in = buffer_for_case ("seq-0", 0);
+  GstAnalyticsRelationMeta *upstream =
+      gst_buffer_add_analytics_relation_meta (in);
+  GstAnalyticsODMtd theirs;
+  fail_unless (gst_analytics_relation_meta_add_od_mtd (upstream,
+          g_quark_from_static_string ("upstream"), 1, 2, 3, 4, 0.5f, &theirs));
+  fail_unless_equals_int (gst_harness_push (h, in), GST_FLOW_OK);
+  GstBuffer *out = gst_harness_pull (h);
+
+  guint relation_metas = 0;
+  gpointer state = NULL;
+  GstMeta *meta;
+  while ((meta = gst_buffer_iterate_meta_filtered (out, &state,
+              GST_ANALYTICS_RELATION_META_API_TYPE)))
+    relation_metas++;
+  fail_unless_equals_int (relation_metas, 1);
+
+  GstAnalyticsRelationMeta *relations =
+      gst_buffer_get_analytics_relation_meta (out);
+  guint n;
+  GstVideoRegionOfInterestMeta **metas = roi_metas (out, &n);
+  fail_unless (n > 0);
+  fail_unless_equals_int (gst_analytics_relation_get_length (relations), n + 1);
+  for (guint k = 0; k < n; k++) {
+    const GstStructure *params =
+        gst_video_region_of_interest_meta_get_param (metas[k], "detection");
+    guint id;
+    double confidence;
+    fail_unless (gst_structure_get_uint (params, "analytics_id", &id));
+    fail_unless (gst_structure_get_double (params, "confidence", &confidence));
+    fail_if (id == theirs.id, "the upstream mtd's id reused");
+    GstAnalyticsODMtd od;
+    fail_unless (gst_analytics_relation_meta_get_od_mtd (relations, id, &od));
+    gint x, y, w, h;
+    gfloat conf;
+    fail_unless (gst_analytics_od_mtd_get_location (&od, &x, &y, &w, &h, &conf));
+    fail_unless_equals_int (x, metas[k]->x);
+    fail_unless_equals_int (y, metas[k]->y);
+    fail_unless_equals_int (w, metas[k]->w);
+    fail_unless_equals_int (h, metas[k]->h);
+    fail_unless_equals_float (conf, (gfloat) confidence);
+    fail_unless_equals_int (gst_analytics_od_mtd_get_obj_type (&od),
+        metas[k]->roi_type);
+  }
+  g_free (metas);
+  gst_buffer_unref (out);
+  gst_harness_teardown (h);
+}
+
+GST_END_TEST;
+#endif
+
 GST_START_TEST (test_class_filter_and_thresholds)
 {
   /* classes keeps one class: the reference's detections of that class. */
@@ -724,10 +800,10 @@ GST_START_TEST (test_property_defaults_and_ranges)
   g_type_class_unref (precisions);
 
   /* Out-of-range values are refused by GObject and leave the value. */
-  ASSERT_WARNING (g_object_set (e, "conf-threshold", 1.5, NULL));
-  ASSERT_WARNING (g_object_set (e, "batch-size", 0, NULL));
-  ASSERT_WARNING (g_object_set (e, "inference-interval", 0, NULL));
-  ASSERT_WARNING (g_object_set (e, "max-detections", 0, NULL));
+  ASSERT_REFUSED (g_object_set (e, "conf-threshold", 1.5, NULL));
+  ASSERT_REFUSED (g_object_set (e, "batch-size", 0, NULL));
+  ASSERT_REFUSED (g_object_set (e, "inference-interval", 0, NULL));
+  ASSERT_REFUSED (g_object_set (e, "max-detections", 0, NULL));
   g_object_get (e, "conf-threshold", &conf, "batch-size", &batch,
       "inference-interval", &interval, "max-detections", &max_det, NULL);
   fail_unless_equals_float (conf, 0.25);
@@ -1584,6 +1660,9 @@ ssfpndetect_suite (void)
   tcase_add_test (tc, test_caps_template);
   tcase_add_test (tc, test_detections_match_reference);
   tcase_add_test (tc, test_roi_has_no_parent);
+#ifdef HAVE_GST_ANALYTICS
+  tcase_add_test (tc, test_analytics_meta);
+#endif
   tcase_add_test (tc, test_class_filter_and_thresholds);
   tcase_add_test (tc, test_labels_file);
   tcase_add_test (tc, test_post_messages);

@@ -130,11 +130,25 @@ force_nchw (void)
   return g_strcmp0 (g_getenv ("SSFPN_CPU_LAYOUT"), "nchw") == 0;
 }
 
+/* The block the machine's JIT kernels take: 16 channels with AVX-512, 8
+ * below it. A wider start makes every convolution a reference one, and the
+ * relayout then falls all the way to NCHW (im2col + GEMM: 4.8 times slower
+ * on the 2-core AVX2 machine of docs/performance.md). The ISA values are
+ * bit sets, so a test of avx512_core's bits leaves AVX2-VNNI out. */
+static int
+widest_block (void)
+{
+  if (force_nchw ())
+    return 1;
+  return (dnnl_get_effective_cpu_isa () & dnnl_cpu_isa_avx512_core)
+         == dnnl_cpu_isa_avx512_core ? 16 : 8;
+}
+
 static void
 choose_blocks (SsfpnPlan *plan)
 {
   const SsfpnGraph *graph = plan->graph;
-  int widest = force_nchw () ? 1 : 16;
+  int widest = widest_block ();
 
   for (int t = 0; t < plan->n_tensors; t++)
     plan->blocks[t] = 0;
@@ -640,6 +654,16 @@ ssfpn_cpu_plan_tensor_block (const SsfpnPlan *plan, int tensor)
   if (tensor < 0 || tensor >= plan->n_tensors)
     return 0;
   return plan->blocks[ssfpn_graph_root (plan->graph, tensor, NULL)];
+}
+
+int
+ssfpn_cpu_plan_reference_convs (const SsfpnPlan *plan)
+{
+  int n = 0;
+
+  for (guint i = 0; i < plan->graph->ops->len; i++)
+    n += plan->convs[i] != NULL && cpu_conv_is_reference (plan->convs[i]);
+  return n;
 }
 
 const SsfpnBackend ssfpn_cpu_backend = {

@@ -17,6 +17,10 @@ gboolean ssfpn_cpu_plan_read_tensor (const SsfpnPlan *plan, int tensor,
  * 16; 0 when it has none. */
 int ssfpn_cpu_plan_tensor_block (const SsfpnPlan *plan, int tensor);
 
+/* How many convolutions oneDNN serves with a reference (non-JIT) kernel:
+ * orders of magnitude slower, so 0 on a real network is the aim. */
+int ssfpn_cpu_plan_reference_convs (const SsfpnPlan *plan);
+
 G_END_DECLS
 
 #endif /* SSFPN_CPU_BACKEND_H */

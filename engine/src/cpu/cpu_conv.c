@@ -1,6 +1,7 @@
 /* CONV2D through oneDNN: one primitive per op, post-ops fused (see
  * cpu_conv.h for the chain and why accumulation reads a copy). */
 #include "cpu/cpu_conv.h"
+#include "cpu/dnnl_compat.h"
 
 #include <string.h>
 
@@ -22,7 +23,7 @@ struct _CpuConv {
   dnnl_engine_t engine;
   dnnl_primitive_desc_t pd;
   dnnl_primitive_t primitive;
-  dnnl_memory_desc_t src_md, dst_md, residual_md;
+  CpuMd src_md, dst_md, residual_md;
   dnnl_memory_t weights, bias, shift;
   /* Accumulation: the previous dst content, copied before each run. */
   dnnl_memory_t previous;
@@ -60,9 +61,9 @@ tag_for_block (int block)
 
 static gboolean
 activation_alg (const SsfpnConv2dParams *params, dnnl_alg_kind_t *alg,
-                float *alpha)
+                float *alpha, float *beta)
 {
-  *alpha = 0.0f;
+  *alpha = *beta = 0.0f;
   switch (params->act) {
     case SSFPN_ACT_NONE:
       return FALSE;
@@ -78,7 +79,11 @@ activation_alg (const SsfpnConv2dParams *params, dnnl_alg_kind_t *alg,
       *alg = dnnl_eltwise_relu;
       return TRUE;
     case SSFPN_ACT_HARDSWISH:
+      /* x * clip(x / 6 + 1 / 2, 0, 1): oneDNN 3 takes the slope and the
+       * offset as alpha and beta; 2.x has them fixed and ignores both. */
       *alg = dnnl_eltwise_hardswish;
+      *alpha = 1.0f / 6.0f;
+      *beta = 0.5f;
       return TRUE;
     case SSFPN_ACT_SIGMOID:
       *alg = dnnl_eltwise_logistic;
@@ -90,8 +95,8 @@ activation_alg (const SsfpnConv2dParams *params, dnnl_alg_kind_t *alg,
 /* Copies @data into a new memory of plain layout @md, then reorders it into
  * @target_md (the primitive's preferred layout) when that differs. */
 static dnnl_memory_t
-constant_memory (dnnl_engine_t engine, const dnnl_memory_desc_t *md,
-                 const dnnl_memory_desc_t *target_md, const float *data,
+constant_memory (dnnl_engine_t engine, CpuConstMd md,
+                 CpuConstMd target_md, const float *data,
                  int layer, GError **error)
 {
   dnnl_memory_t plain = NULL, target = NULL;
@@ -144,18 +149,27 @@ fail:
   return NULL;
 }
 
+static void
+free_descriptors (CpuMd a, CpuMd b, CpuMd c, CpuMd d)
+{
+  cpu_md_destroy (a);
+  cpu_md_destroy (b);
+  cpu_md_destroy (c);
+  cpu_md_destroy (d);
+}
+
 CpuConv *
 cpu_conv_new (dnnl_engine_t engine, const SsfpnConv2dParams *params,
               const CpuConvShape *shape, int layer, GError **error)
 {
   CpuConv *conv = g_new0 (CpuConv, 1);
   const int groups = params->groups, k = params->kernel;
-  dnnl_memory_desc_t weights_any, weights_plain, bias_md, shift_md;
-  dnnl_convolution_desc_t desc;
+  CpuMd weights_any = NULL, weights_plain = NULL, bias_md = NULL,
+      shift_md = NULL;
   dnnl_post_ops_t post_ops = NULL;
   dnnl_primitive_attr_t attr = NULL;
   dnnl_alg_kind_t alg;
-  float alpha;
+  float alpha, beta;
   int n_post_ops = 0;
 
   conv->layer = layer;
@@ -173,44 +187,36 @@ cpu_conv_new (dnnl_engine_t engine, const SsfpnConv2dParams *params,
     dnnl_dims_t bias_dims = { params->out_channels };
     dnnl_dims_t shift_dims = { 1, params->out_channels, 1, 1 };
 
-    DNNL_CHECK (dnnl_memory_desc_init_by_tag (&conv->src_md, 4, src_dims,
-                                              dnnl_f32,
-                                              tag_for_block (shape->src_block)),
+    DNNL_CHECK (cpu_md_create (&conv->src_md, 4, src_dims,
+                               tag_for_block (shape->src_block)),
                 "source descriptor");
-    DNNL_CHECK (dnnl_memory_desc_init_by_tag (&conv->dst_md, 4, dst_dims,
-                                              dnnl_f32,
-                                              tag_for_block (shape->dst_block)),
+    DNNL_CHECK (cpu_md_create (&conv->dst_md, 4, dst_dims,
+                               tag_for_block (shape->dst_block)),
                 "destination descriptor");
-    DNNL_CHECK (dnnl_memory_desc_init_by_tag (&bias_md, 1, bias_dims, dnnl_f32,
-                                              dnnl_x), "bias descriptor");
-    DNNL_CHECK (dnnl_memory_desc_init_by_tag (&shift_md, 4, shift_dims,
-                                              dnnl_f32, dnnl_nchw),
+    DNNL_CHECK (cpu_md_create (&bias_md, 1, bias_dims, dnnl_x),
+                "bias descriptor");
+    DNNL_CHECK (cpu_md_create (&shift_md, 4, shift_dims, dnnl_nchw),
                 "shift descriptor");
     if (params->residual >= 0)
-      DNNL_CHECK (dnnl_memory_desc_init_by_tag (&conv->residual_md, 4,
-                                                dst_dims, dnnl_f32,
-                                                tag_for_block (shape->residual_block)),
+      DNNL_CHECK (cpu_md_create (&conv->residual_md, 4, dst_dims,
+                                 tag_for_block (shape->residual_block)),
                   "residual descriptor");
   }
 
   if (groups == 1) {
     dnnl_dims_t dims = { params->out_channels, params->in_channels, k, k };
 
-    DNNL_CHECK (dnnl_memory_desc_init_by_tag (&weights_any, 4, dims, dnnl_f32,
-                                              dnnl_format_tag_any),
+    DNNL_CHECK (cpu_md_create (&weights_any, 4, dims, dnnl_format_tag_any),
                 "weights descriptor");
-    DNNL_CHECK (dnnl_memory_desc_init_by_tag (&weights_plain, 4, dims,
-                                              dnnl_f32, dnnl_oihw),
+    DNNL_CHECK (cpu_md_create (&weights_plain, 4, dims, dnnl_oihw),
                 "weights descriptor");
   } else {
     dnnl_dims_t dims = { groups, params->out_channels / groups,
                          params->in_channels / groups, k, k };
 
-    DNNL_CHECK (dnnl_memory_desc_init_by_tag (&weights_any, 5, dims, dnnl_f32,
-                                              dnnl_format_tag_any),
+    DNNL_CHECK (cpu_md_create (&weights_any, 5, dims, dnnl_format_tag_any),
                 "weights descriptor");
-    DNNL_CHECK (dnnl_memory_desc_init_by_tag (&weights_plain, 5, dims,
-                                              dnnl_f32, dnnl_goihw),
+    DNNL_CHECK (cpu_md_create (&weights_plain, 5, dims, dnnl_goihw),
                 "weights descriptor");
   }
 
@@ -226,56 +232,50 @@ cpu_conv_new (dnnl_engine_t engine, const SsfpnConv2dParams *params,
         - params->pad,
     };
 
-    DNNL_CHECK (dnnl_convolution_forward_desc_init (&desc,
-                                                    dnnl_forward_inference,
-                                                    dnnl_convolution_direct,
-                                                    &conv->src_md, &weights_any,
-                                                    &bias_md, &conv->dst_md,
-                                                    strides, padding,
-                                                    padding_r),
-                "convolution descriptor");
+    DNNL_CHECK (dnnl_post_ops_create (&post_ops), "post-ops");
+    if (activation_alg (params, &alg, &alpha, &beta)) {
+      DNNL_CHECK (cpu_post_ops_append_eltwise (post_ops, alg, alpha, beta),
+                  "activation post-op");
+      n_post_ops++;
+    }
+    if (params->out_scale != 1.0f) {
+      DNNL_CHECK (cpu_post_ops_append_eltwise (post_ops, dnnl_eltwise_linear,
+                                               params->out_scale, 0.0f),
+                  "scale post-op");
+      n_post_ops++;
+    }
+    if (params->out_shift != NULL) {
+      DNNL_CHECK (dnnl_post_ops_append_binary (post_ops, dnnl_binary_add,
+                                               shift_md), "shift post-op");
+      conv->shift_arg = n_post_ops++;
+    }
+    if (params->residual >= 0) {
+      DNNL_CHECK (dnnl_post_ops_append_binary (post_ops, dnnl_binary_add,
+                                               conv->residual_md),
+                  "residual post-op");
+      conv->has_residual = TRUE;
+      conv->residual_arg = n_post_ops++;
+    }
+    if (params->accumulate) {
+      DNNL_CHECK (dnnl_post_ops_append_binary (post_ops, dnnl_binary_add,
+                                               conv->dst_md),
+                  "accumulate post-op");
+      conv->previous_arg = n_post_ops++;
+    }
+
+    DNNL_CHECK (dnnl_primitive_attr_create (&attr), "attributes");
+    DNNL_CHECK (dnnl_primitive_attr_set_post_ops (attr, post_ops),
+                "attributes");
+    /* The plan owns one scratchpad for all its primitives. */
+    DNNL_CHECK (dnnl_primitive_attr_set_scratchpad_mode (attr,
+                                                         dnnl_scratchpad_mode_user),
+                "attributes");
+    DNNL_CHECK (cpu_convolution_pd_create (&conv->pd, engine, conv->src_md,
+                                           weights_any, bias_md, conv->dst_md,
+                                           strides, padding, padding_r, attr),
+                "convolution setup");
   }
 
-  DNNL_CHECK (dnnl_post_ops_create (&post_ops), "post-ops");
-  if (activation_alg (params, &alg, &alpha)) {
-    DNNL_CHECK (dnnl_post_ops_append_eltwise (post_ops, 1.0f, alg, alpha, 0.0f),
-                "activation post-op");
-    n_post_ops++;
-  }
-  if (params->out_scale != 1.0f) {
-    DNNL_CHECK (dnnl_post_ops_append_eltwise (post_ops, 1.0f,
-                                              dnnl_eltwise_linear,
-                                              params->out_scale, 0.0f),
-                "scale post-op");
-    n_post_ops++;
-  }
-  if (params->out_shift != NULL) {
-    DNNL_CHECK (dnnl_post_ops_append_binary (post_ops, dnnl_binary_add,
-                                             &shift_md), "shift post-op");
-    conv->shift_arg = n_post_ops++;
-  }
-  if (params->residual >= 0) {
-    DNNL_CHECK (dnnl_post_ops_append_binary (post_ops, dnnl_binary_add,
-                                             &conv->residual_md),
-                "residual post-op");
-    conv->has_residual = TRUE;
-    conv->residual_arg = n_post_ops++;
-  }
-  if (params->accumulate) {
-    DNNL_CHECK (dnnl_post_ops_append_binary (post_ops, dnnl_binary_add,
-                                             &conv->dst_md),
-                "accumulate post-op");
-    conv->previous_arg = n_post_ops++;
-  }
-
-  DNNL_CHECK (dnnl_primitive_attr_create (&attr), "attributes");
-  DNNL_CHECK (dnnl_primitive_attr_set_post_ops (attr, post_ops), "attributes");
-  /* The plan owns one scratchpad for all its primitives. */
-  DNNL_CHECK (dnnl_primitive_attr_set_scratchpad_mode (attr,
-                                                       dnnl_scratchpad_mode_user),
-              "attributes");
-  DNNL_CHECK (dnnl_primitive_desc_create (&conv->pd, &desc, attr, engine, NULL),
-              "convolution setup");
   DNNL_CHECK (dnnl_primitive_create (&conv->primitive, conv->pd),
               "convolution setup");
   dnnl_primitive_attr_destroy (attr);
@@ -283,31 +283,32 @@ cpu_conv_new (dnnl_engine_t engine, const SsfpnConv2dParams *params,
   dnnl_post_ops_destroy (post_ops);
   post_ops = NULL;
 
-  conv->weights = constant_memory (engine, &weights_plain,
+  conv->weights = constant_memory (engine, weights_plain,
                                    dnnl_primitive_desc_query_md (conv->pd,
                                                                  dnnl_query_weights_md,
                                                                  0),
                                    params->weight, layer, error);
   if (conv->weights == NULL)
     goto fail;
-  conv->bias = constant_memory (engine, &bias_md, &bias_md, params->bias,
+  conv->bias = constant_memory (engine, bias_md, bias_md, params->bias,
                                 layer, error);
   if (conv->bias == NULL)
     goto fail;
   if (params->out_shift != NULL) {
-    conv->shift = constant_memory (engine, &shift_md, &shift_md,
+    conv->shift = constant_memory (engine, shift_md, shift_md,
                                    params->out_shift, layer, error);
     if (conv->shift == NULL)
       goto fail;
   }
   if (params->accumulate) {
-    conv->dst_bytes = dnnl_memory_desc_get_size (&conv->dst_md);
-    DNNL_CHECK (dnnl_memory_create (&conv->previous, &conv->dst_md, engine,
+    conv->dst_bytes = dnnl_memory_desc_get_size (conv->dst_md);
+    DNNL_CHECK (dnnl_memory_create (&conv->previous, conv->dst_md, engine,
                                     DNNL_MEMORY_ALLOCATE), "memory creation");
     DNNL_CHECK (dnnl_memory_get_data_handle (conv->previous,
                                              (void **) &conv->previous_data),
                 "memory access");
   }
+  free_descriptors (weights_any, weights_plain, bias_md, shift_md);
   return conv;
 
 fail:
@@ -315,6 +316,7 @@ fail:
     dnnl_primitive_attr_destroy (attr);
   if (post_ops != NULL)
     dnnl_post_ops_destroy (post_ops);
+  free_descriptors (weights_any, weights_plain, bias_md, shift_md);
   cpu_conv_free (conv);
   return NULL;
 }
@@ -350,6 +352,9 @@ cpu_conv_free (CpuConv *conv)
     dnnl_primitive_destroy (conv->primitive);
   if (conv->pd != NULL)
     dnnl_primitive_desc_destroy (conv->pd);
+  cpu_md_destroy (conv->src_md);
+  cpu_md_destroy (conv->dst_md);
+  cpu_md_destroy (conv->residual_md);
   g_free (conv);
 }
 
@@ -373,7 +378,7 @@ cpu_conv_is_reference (const CpuConv *conv)
 gsize
 cpu_conv_scratchpad_size (const CpuConv *conv)
 {
-  const dnnl_memory_desc_t *md =
+  CpuConstMd md =
     dnnl_primitive_desc_query_md (conv->pd, dnnl_query_scratchpad_md, 0);
 
   return md != NULL ? dnnl_memory_desc_get_size (md) : 0;
@@ -394,15 +399,15 @@ cpu_conv_bind (CpuConv *conv, int item, float *src, float *dst,
 {
   ItemBinding *b = &conv->items[item];
   const int layer = conv->layer;
-  const dnnl_memory_desc_t *scratch_md =
+  CpuConstMd scratch_md =
     dnnl_primitive_desc_query_md (conv->pd, dnnl_query_scratchpad_md, 0);
 
   g_return_val_if_fail (b->src == NULL, FALSE);
   g_return_val_if_fail (conv->has_residual == (residual != NULL), FALSE);
 
-  DNNL_CHECK (dnnl_memory_create (&b->src, &conv->src_md, conv->engine, src),
+  DNNL_CHECK (dnnl_memory_create (&b->src, conv->src_md, conv->engine, src),
               "memory creation");
-  DNNL_CHECK (dnnl_memory_create (&b->dst, &conv->dst_md, conv->engine, dst),
+  DNNL_CHECK (dnnl_memory_create (&b->dst, conv->dst_md, conv->engine, dst),
               "memory creation");
   add_arg (b, DNNL_ARG_SRC, b->src);
   add_arg (b, DNNL_ARG_WEIGHTS, conv->weights);
@@ -417,7 +422,7 @@ cpu_conv_bind (CpuConv *conv, int item, float *src, float *dst,
     add_arg (b, DNNL_ARG_ATTR_MULTIPLE_POST_OP (conv->shift_arg)
                 | DNNL_ARG_SRC_1, conv->shift);
   if (conv->residual_arg >= 0) {
-    DNNL_CHECK (dnnl_memory_create (&b->residual, &conv->residual_md,
+    DNNL_CHECK (dnnl_memory_create (&b->residual, conv->residual_md,
                                     conv->engine, residual),
                 "memory creation");
     add_arg (b, DNNL_ARG_ATTR_MULTIPLE_POST_OP (conv->residual_arg)

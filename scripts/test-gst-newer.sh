@@ -1,0 +1,64 @@
+#!/bin/sh
+# Builds and tests the project against a newer GStreamer than bookworm's
+# 1.22: Debian trixie (GStreamer 1.26) in a chroot, so that the parts
+# compiled only from 1.24 on (the analytics relation meta) are built and
+# tested too. Not part of scripts/test.sh: it needs root, the network to
+# deb.debian.org and about 1.5 GB. Safe to run twice (the chroot and its
+# packages are kept).
+#
+#   scripts/test-gst-newer.sh [CHROOT_DIR]     (default /var/tmp/ssfpn-trixie)
+set -eu
+cd "$(dirname "$0")/.."
+src=$(pwd)
+root=${1:-/var/tmp/ssfpn-trixie}
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "test-gst-newer: needs root (debootstrap, chroot, mounts)" >&2
+  exit 1
+fi
+if [ ! -x "$root/usr/bin/apt-get" ]; then
+  command -v debootstrap >/dev/null 2>&1 || apt-get install -y -qq debootstrap
+  debootstrap --variant=minbase trixie "$root" http://deb.debian.org/debian
+fi
+
+mkdir -p "$root/src"
+cleanup() {
+  for m in src dev proc; do
+    mountpoint -q "$root/$m" && umount "$root/$m"
+  done
+}
+trap cleanup EXIT INT TERM
+mountpoint -q "$root/proc" || mount -t proc proc "$root/proc"
+mountpoint -q "$root/dev" || mount --bind /dev "$root/dev"
+mountpoint -q "$root/src" || mount --bind "$src" "$root/src"
+
+# scripts/install-deps.sh's packages under trixie's names, with the
+# analytics library of gst-plugins-bad; no clang (the fuzzer stays on
+# bookworm's build).
+packages="build-essential meson ninja-build pkg-config python3
+python3-numpy python3-pil
+libglib2.0-dev libjson-glib-dev libdnnl-dev libpng-dev libjpeg-dev
+libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev
+gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-tools
+libcairo2-dev libpango1.0-dev fonts-dejavu-core"
+
+# shellcheck disable=SC2086
+chroot "$root" /bin/sh -eu -c "
+  export DEBIAN_FRONTEND=noninteractive LC_ALL=C.UTF-8
+  missing=''
+  for p in $(echo $packages); do
+    dpkg-query -W -f='\${Status}' \$p 2>/dev/null | grep -q 'install ok installed' \
+      || missing=\"\$missing \$p\"
+  done
+  if [ -n \"\$missing\" ]; then
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends \$missing
+  fi
+  cd /src
+  echo \"== GStreamer \$(pkg-config --modversion gstreamer-1.0), analytics \$(pkg-config --modversion gstreamer-analytics-1.0)\"
+  [ -d build-trixie/meson-private ] || meson setup build-trixie
+  grep -q '#define HAVE_GST_ANALYTICS' build-trixie/buildconfig.h \
+    || { echo 'test-gst-newer: the analytics meta was not enabled' >&2; exit 1; }
+  meson compile -C build-trixie
+  meson test -C build-trixie --print-errorlogs --num-processes 1
+"
