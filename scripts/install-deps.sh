@@ -11,7 +11,7 @@ python3-numpy python3-pil
 libglib2.0-dev libjson-glib-dev libdnnl-dev libpng-dev libjpeg-dev
 libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-plugins-base
 gstreamer1.0-plugins-good gstreamer1.0-tools libcairo2-dev libpango1.0-dev fonts-dejavu-core
-clang libclang-rt-14-dev"
+clang libclang-rt-dev"
 
 missing=""
 for p in $packages; do

@@ -32,29 +32,15 @@ mountpoint -q "$root/proc" || mount -t proc proc "$root/proc"
 mountpoint -q "$root/dev" || mount --bind /dev "$root/dev"
 mountpoint -q "$root/src" || mount --bind "$src" "$root/src"
 
-# scripts/install-deps.sh's packages under trixie's names, with the
-# analytics library of gst-plugins-bad; no clang (the fuzzer stays on
-# bookworm's build).
-packages="build-essential meson ninja-build pkg-config python3
-python3-numpy python3-pil
-libglib2.0-dev libjson-glib-dev libdnnl-dev libpng-dev libjpeg-dev
-libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev
-gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-tools
-libcairo2-dev libpango1.0-dev fonts-dejavu-core"
-
-# shellcheck disable=SC2086
+# The project's own dependencies, plus gst-plugins-bad's analytics library
+# (GStreamer >= 1.24 only).
 chroot "$root" /bin/sh -eu -c "
   export DEBIAN_FRONTEND=noninteractive LC_ALL=C.UTF-8
-  missing=''
-  for p in $(echo $packages); do
-    dpkg-query -W -f='\${Status}' \$p 2>/dev/null | grep -q 'install ok installed' \
-      || missing=\"\$missing \$p\"
-  done
-  if [ -n \"\$missing\" ]; then
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends \$missing
-  fi
   cd /src
+  scripts/install-deps.sh
+  dpkg-query -W -f='\${Status}' libgstreamer-plugins-bad1.0-dev 2>/dev/null \
+    | grep -q 'install ok installed' \
+    || apt-get install -y -qq --no-install-recommends libgstreamer-plugins-bad1.0-dev
   echo \"== GStreamer \$(pkg-config --modversion gstreamer-1.0), analytics \$(pkg-config --modversion gstreamer-analytics-1.0)\"
   [ -d build-trixie/meson-private ] || meson setup build-trixie
   grep -q '#define HAVE_GST_ANALYTICS' build-trixie/buildconfig.h \
