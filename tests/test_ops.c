@@ -648,7 +648,8 @@ test_kernels_chosen (void)
   SsfpnPlan *plan = NULL;
 
   record_owned (model != NULL, g_strdup_printf ("default model: %s",
-                                          error ? error->message : "opened"));
+                                                error ? error->message
+                                                      : "opened"));
   if (model == NULL) {
     g_clear_error (&error);
     return;
@@ -656,18 +657,20 @@ test_kernels_chosen (void)
   g_unsetenv ("SSFPN_CPU_LAYOUT");
   plan = ssfpn_cpu_backend.plan_new (model->graph, &options, &error);
   record_owned (plan != NULL, g_strdup_printf ("default model plan: %s",
-                                         error ? error->message : "made"));
+                                               error ? error->message
+                                                     : "made"));
   if (plan != NULL) {
     int reference = ssfpn_cpu_plan_reference_convs (plan);
     int first_conv_out = ssfpn_graph_op (model->graph, 0)->output;
     int block = ssfpn_cpu_plan_tensor_block (plan, first_conv_out);
 
     record_owned (reference == 0, g_strdup_printf
-            ("default model: %d convolutions on reference kernels", reference));
+                  ("default model: %d convolutions on reference kernels",
+                   reference));
 #if defined(__x86_64__)
     record_owned (block > 1, g_strdup_printf
-            ("default model: first convolution's output in blocks of %d",
-             block));
+                  ("default model: first convolution's output in blocks of %d",
+                   block));
 #endif
   }
   ssfpn_cpu_backend.plan_free (plan);

@@ -142,7 +142,7 @@ def test_graft(tmp):
     return grafted
 
 
-def train_args(tmp, data, out, grafted, levels):
+def train_args(data, out, grafted, levels):
     return [os.path.join(HERE, 'train.py'), '--cfg', P2_CFG, '--data', data,
             '--out', out, '--img', '128', '--epochs', '1', '--batch', '2',
             '--nominal-batch', '2', '--max-iterations', '3', '--workers', '0',
@@ -158,7 +158,7 @@ def test_freeze(tmp, grafted):
     if r.returncode != 0:
         return
     out = os.path.join(tmp, 'run')
-    r = run(train_args(tmp, data, out, grafted, '1,2,3'))
+    r = run(train_args(data, out, grafted, '1,2,3'))
     check('train.py --freeze 34 --freeze-levels 1,2,3 runs', r.returncode == 0,
           (r.stdout + r.stderr).strip()[-400:])
     if r.returncode != 0:
@@ -182,7 +182,7 @@ def test_freeze(tmp, grafted):
 
     for levels, message in (('4', 'level 4 outside 0..3'),
                             ('1,x', 'not a list of level numbers')):
-        r = run(train_args(tmp, data, os.path.join(tmp, 'bad'), grafted, levels))
+        r = run(train_args(data, os.path.join(tmp, 'bad'), grafted, levels))
         check(f'train.py refuses --freeze-levels {levels}',
               r.returncode != 0 and message in r.stderr, r.stderr.strip()[-200:])
 

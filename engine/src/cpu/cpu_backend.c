@@ -132,8 +132,8 @@ force_nchw (void)
 
 /* The block the machine's JIT kernels take: 16 channels with AVX-512, 8
  * below it. A wider start makes every convolution a reference one, and the
- * relayout then falls all the way to NCHW (im2col + GEMM: 4.8 times slower
- * on the 2-core AVX2 machine of docs/performance.md). The ISA values are
+ * relayout then falls all the way to NCHW (im2col + GEMM: 2.8 to 4.7 times
+ * slower on the 2-core AVX2 machine of docs/performance.md). The ISA values are
  * bit sets, so a test of avx512_core's bits leaves AVX2-VNNI out. */
 static int
 widest_block (void)
