@@ -235,6 +235,25 @@ out:
     ssfpn_model_unref (model);
 }
 
+/* MemTotal + SwapTotal of /proc/meminfo; 64 GiB when it cannot be read. */
+static guint64
+machine_memory_bytes (void)
+{
+  g_autofree char *text = NULL;
+  const char *keys[] = { "MemTotal:", "SwapTotal:" };
+  guint64 total = 0;
+
+  if (!g_file_get_contents ("/proc/meminfo", &text, NULL, NULL))
+    return (guint64) 64 << 30;
+  for (guint i = 0; i < G_N_ELEMENTS (keys); i++) {
+    const char *line = strstr (text, keys[i]);
+
+    if (line != NULL)
+      total += g_ascii_strtoull (line + strlen (keys[i]), NULL, 10) * 1024;
+  }
+  return total > 0 ? total : (guint64) 64 << 30;
+}
+
 /* Sizes whose buffers cannot exist must fail with an error, not abort in
  * an allocator or overflow the output's row count. */
 static void
@@ -262,6 +281,27 @@ check_oversized_contexts (void)
          "oversized");
   ssfpn_context_free (context);
   g_clear_error (&error);
+
+  /* Buffers that each fit in memory but together do not: Linux hands out
+   * every allocation, so only a check of their sum turns this into an
+   * error instead of the OOM killer. Half of RAM and swap as input
+   * images; the activations are many times that. */
+  {
+    guint64 memory = machine_memory_bytes ();
+    int size = (int) (sqrt ((double) memory / 2 / (4096.0 * 3 * 4)) / 32) * 32;
+
+    options.batch = 4096;
+    options.height = options.width = MAX (size, 32);
+    context = ssfpn_context_new (model, &options, &error);
+    check (context == NULL && error != NULL
+           && strstr (error->message, "memory available") != NULL,
+           "activations beyond the machine's memory are not refused with a "
+           "message", "oversized");
+    if (error != NULL)
+      printf ("# %s\n", error->message);
+    ssfpn_context_free (context);
+    g_clear_error (&error);
+  }
 
   /* More output rows than an int holds. */
   options.batch = 1;

@@ -226,6 +226,51 @@ aligned_zeroed_floats (gsize n)
   return p;
 }
 
+/* Bytes of RAM and swap that can still be had (MemAvailable + SwapFree),
+ * or 0 when /proc/meminfo cannot tell. Linux overcommits: each buffer's
+ * allocation succeeds on its own, and zeroing more than this gets the
+ * process killed instead of an error. */
+static guint64
+available_memory_bytes (void)
+{
+  g_autofree char *text = NULL;
+  guint64 total = 0;
+  gboolean found = FALSE;
+  const char *keys[] = { "MemAvailable:", "SwapFree:" };
+
+  if (!g_file_get_contents ("/proc/meminfo", &text, NULL, NULL))
+    return 0;
+  for (guint i = 0; i < G_N_ELEMENTS (keys); i++) {
+    const char *line = strstr (text, keys[i]);
+
+    if (line == NULL)
+      continue;
+    total += g_ascii_strtoull (line + strlen (keys[i]), NULL, 10) * 1024;
+    found |= i == 0;
+  }
+  return found ? total : 0;
+}
+
+/* The root buffers' sum against the memory there is, before any is
+ * touched. */
+static gboolean
+check_plan_memory (const SsfpnPlan *plan, GError **error)
+{
+  double needed = 0;
+  guint64 available = available_memory_bytes ();
+
+  for (int t = 0; t < plan->n_tensors; t++)
+    needed += (double) plan->item_floats[t] * plan->batch * sizeof (float);
+  if (available == 0 || needed <= (double) available)
+    return TRUE;
+  g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_RUNTIME,
+               "batch %d at %dx%d needs %.1f GiB of activations on the CPU, "
+               "more than the %.1f GiB of memory available; try a smaller "
+               "batch or input size", plan->batch, plan->height, plan->width,
+               needed / (1 << 30), (double) available / (1 << 30));
+  return FALSE;
+}
+
 /* Checks what the kernels rely on, naming the layer that breaks it. */
 static gboolean
 check_op (const SsfpnGraph *graph, const SsfpnOp *op, GError **error)
@@ -530,13 +575,20 @@ cpu_plan_new (const SsfpnGraph *graph, const SsfpnPlanOptions *options,
 
   for (int t = 0; t < plan->n_tensors; t++) {
     int block = plan->blocks[t];
-    gsize floats;
 
     if (block == 0)
       continue;
     plan->item_floats[t] = cpu_root_item_floats (plan->views[t].channels,
                                                  plan->views[t].height,
                                                  plan->views[t].width, block);
+  }
+  if (!check_plan_memory (plan, error))
+    goto fail;
+  for (int t = 0; t < plan->n_tensors; t++) {
+    gsize floats;
+
+    if (plan->blocks[t] == 0)
+      continue;
     if (g_size_checked_mul (&floats, plan->item_floats[t], plan->batch))
       plan->buffers[t] = aligned_zeroed_floats (floats);
     if (plan->buffers[t] == NULL) {
