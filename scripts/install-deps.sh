@@ -1,6 +1,10 @@
 #!/bin/sh
-# Installs the Debian packages the build and the tests need. Safe to run
-# again: packages already present are skipped. Runs apt as root, or via sudo.
+# Installs the Debian packages the build and the demo need; with --tests,
+# also what the test suite needs beyond them (Debian's torch for the
+# training tools' test, which skips without it). Safe to run again:
+# packages already present are skipped. Runs apt as root, or via sudo.
+#
+#   scripts/install-deps.sh [--tests]
 set -eu
 
 # Engine: GLib, json-glib, oneDNN, libpng, libjpeg. Plugin: GStreamer 1.22,
@@ -12,6 +16,11 @@ libglib2.0-dev libjson-glib-dev libdnnl-dev libpng-dev libjpeg-dev
 libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev gstreamer1.0-plugins-base
 gstreamer1.0-plugins-good gstreamer1.0-tools libcairo2-dev libpango1.0-dev fonts-dejavu-core
 clang libclang-rt-dev"
+case "${1:-}" in
+  --tests) packages="$packages python3-torch python3-torchvision python3-yaml" ;;
+  "") ;;
+  *) echo "usage: $0 [--tests]" >&2; exit 2 ;;
+esac
 
 missing=""
 for p in $packages; do
