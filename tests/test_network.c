@@ -5,6 +5,7 @@
  * Tolerances: boxes (columns 0-3) relative error under 1e-4 (relative to
  * max(|expected|, 1 px)); objectness and class probabilities absolute error
  * under 1e-4. */
+#include "cpu/cpu_backend.h"
 #include "npy.h"
 #include "ssfpn/ssfpn.h"
 
@@ -235,25 +236,6 @@ out:
     ssfpn_model_unref (model);
 }
 
-/* MemTotal + SwapTotal of /proc/meminfo; 64 GiB when it cannot be read. */
-static guint64
-machine_memory_bytes (void)
-{
-  g_autofree char *text = NULL;
-  const char *keys[] = { "MemTotal:", "SwapTotal:" };
-  guint64 total = 0;
-
-  if (!g_file_get_contents ("/proc/meminfo", &text, NULL, NULL))
-    return (guint64) 64 << 30;
-  for (guint i = 0; i < G_N_ELEMENTS (keys); i++) {
-    const char *line = strstr (text, keys[i]);
-
-    if (line != NULL)
-      total += g_ascii_strtoull (line + strlen (keys[i]), NULL, 10) * 1024;
-  }
-  return total > 0 ? total : (guint64) 64 << 30;
-}
-
 /* Sizes whose buffers cannot exist must fail with an error, not abort in
  * an allocator or overflow the output's row count. */
 static void
@@ -287,7 +269,11 @@ check_oversized_contexts (void)
    * error instead of the OOM killer. Half of RAM and swap as input
    * images; the activations are many times that. */
   {
-    guint64 memory = machine_memory_bytes ();
+    static const char *const keys[] = { "MemTotal", "SwapTotal", NULL };
+    guint64 memory = ssfpn_cpu_meminfo_bytes (keys);
+
+    if (memory == 0)
+      memory = (guint64) 64 << 30; /* no /proc/meminfo: a large machine */
     int size = (int) (sqrt ((double) memory / 2 / (4096.0 * 3 * 4)) / 32) * 32;
 
     options.batch = 4096;

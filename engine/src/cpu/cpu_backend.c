@@ -226,29 +226,25 @@ aligned_zeroed_floats (gsize n)
   return p;
 }
 
-/* Bytes of RAM and swap that can still be had (MemAvailable + SwapFree),
- * or 0 when /proc/meminfo cannot tell. Linux overcommits: each buffer's
- * allocation succeeds on its own, and zeroing more than this gets the
- * process killed instead of an error. */
-static guint64
-available_memory_bytes (void)
+guint64
+ssfpn_cpu_meminfo_bytes (const char *const *keys)
 {
   g_autofree char *text = NULL;
   guint64 total = 0;
-  gboolean found = FALSE;
-  const char *keys[] = { "MemAvailable:", "SwapFree:" };
 
   if (!g_file_get_contents ("/proc/meminfo", &text, NULL, NULL))
     return 0;
-  for (guint i = 0; i < G_N_ELEMENTS (keys); i++) {
-    const char *line = strstr (text, keys[i]);
+  for (guint i = 0; keys[i] != NULL; i++) {
+    g_autofree char *name = g_strdup_printf ("%s:", keys[i]);
+    const char *line = strstr (text, name);
 
-    if (line == NULL)
-      continue;
-    total += g_ascii_strtoull (line + strlen (keys[i]), NULL, 10) * 1024;
-    found |= i == 0;
+    /* A whole entry, at the start of a line (not "SwapFree" in "XSwapFree"). */
+    while (line != NULL && line != text && line[-1] != '\n')
+      line = strstr (line + 1, name);
+    if (line != NULL)
+      total += g_ascii_strtoull (line + strlen (name), NULL, 10) * 1024;
   }
-  return found ? total : 0;
+  return total;
 }
 
 /* The root buffers' sum against the memory there is, before any is
@@ -257,7 +253,10 @@ static gboolean
 check_plan_memory (const SsfpnPlan *plan, GError **error)
 {
   double needed = 0;
-  guint64 available = available_memory_bytes ();
+  /* Linux overcommits: each buffer's allocation succeeds on its own, and
+   * zeroing more than this gets the process killed instead of an error. */
+  static const char *const keys[] = { "MemAvailable", "SwapFree", NULL };
+  guint64 available = ssfpn_cpu_meminfo_bytes (keys);
 
   for (int t = 0; t < plan->n_tensors; t++)
     needed += (double) plan->item_floats[t] * plan->batch * sizeof (float);
