@@ -507,7 +507,9 @@ cmd_bench (int argc, char **argv)
                       warmup, &results[i], &device, &precision, &resident,
                       &error))
       {
-        g_prefix_error (&error, "batch %d: ", batches[i]);
+        /* The engine's plan errors name the batch already. */
+        if (!g_str_has_prefix (error->message, "batch "))
+          g_prefix_error (&error, "batch %d: ", batches[i]);
         goto failed;
       }
 
