@@ -3,7 +3,8 @@
  *
  * Without a working GPU only the failure paths run (a clear device error,
  * "auto" falling back to the CPU) and the test then skips with 77. With
- * one, per fixture case:
+ * one, "auto" on a plan too large for the GPU and the CPU names both
+ * reasons, and per fixture case:
  *   fp32: boxes within 1e-3 relative, probabilities within 1e-4, the same
  *         detections after NMS; a doubled batch gives each item the same;
  *         a second run (CUDA graph replay) gives the same again;
@@ -147,6 +148,21 @@ check_device_errors (const SsfpnBackend *cuda, JsonArray *cases)
     CHECK (context != NULL
            && strcmp (ssfpn_context_device (context), "cpu") == 0,
            "auto without a GPU must fall back to the CPU: %s",
+           error ? error->message : ssfpn_context_device (context));
+    ssfpn_context_free (context);
+    g_clear_error (&error);
+  } else {
+    /* A plan no device can hold: "auto" tries the CPU after the GPU and,
+     * when that fails too, says why for both. */
+    options.device = "auto";
+    options.batch = 256;
+    options.height = options.width = 4096;
+    context = ssfpn_context_new (model, &options, &error);
+    CHECK (context == NULL && error != NULL
+           && g_str_has_prefix (error->message, "device auto: cuda:0: ")
+           && strstr (error->message, "; and the CPU: ") != NULL
+           && strstr (error->message, "GiB of activations") != NULL,
+           "auto with a plan too large for the GPU and the CPU: \"%s\"",
            error ? error->message : ssfpn_context_device (context));
     ssfpn_context_free (context);
     g_clear_error (&error);

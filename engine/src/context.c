@@ -52,21 +52,21 @@ parse_device (const char *device, const char **backend_name, int *index,
 /* The backend for the device; "auto" falls back to the CPU when no GPU
  * backend is built in or none works. */
 static const SsfpnBackend *
-choose_backend (const char *device, int *index, GError **error)
+choose_backend (const char *device, int *index, gboolean *is_auto,
+                GError **error)
 {
   const char *name;
-  gboolean is_auto;
   const SsfpnBackend *backend;
   GError *reason = NULL;
 
-  if (!parse_device (device, &name, index, &is_auto, error))
+  if (!parse_device (device, &name, index, is_auto, error))
     return NULL;
 
   backend = ssfpn_backend_find (name);
   if (backend != NULL && backend->available (*index, &reason))
     return backend;
 
-  if (is_auto) {
+  if (*is_auto) {
     g_clear_error (&reason);
     *index = 0;
     return ssfpn_backend_find ("cpu");
@@ -121,6 +121,8 @@ ssfpn_context_new (SsfpnModel *model, const SsfpnContextOptions *options,
   SsfpnContext *context;
   const SsfpnBackend *backend;
   int index, height, width, max_stride;
+  gboolean is_auto;
+  GError *plan_error = NULL;
 
   g_return_val_if_fail (model != NULL, NULL);
   if (options == NULL) {
@@ -151,7 +153,7 @@ ssfpn_context_new (SsfpnModel *model, const SsfpnContextOptions *options,
     return NULL;
   }
 
-  backend = choose_backend (options->device, &index, error);
+  backend = choose_backend (options->device, &index, &is_auto, error);
   if (backend == NULL)
     return NULL;
 
@@ -164,8 +166,38 @@ ssfpn_context_new (SsfpnModel *model, const SsfpnContextOptions *options,
   plan_options.threads = options->threads;
 
   context = g_new0 (SsfpnContext, 1);
-  context->plan = backend->plan_new (model->graph, &plan_options, error);
+  context->plan = backend->plan_new (model->graph, &plan_options, &plan_error);
+  if (context->plan == NULL && is_auto && strcmp (backend->name, "cpu") != 0) {
+    /* "auto" promises a device that works: a GPU that cannot take this
+     * plan (no engine for a layer, too little memory) leaves the CPU. */
+    const SsfpnBackend *cpu = ssfpn_backend_find ("cpu");
+    GError *cpu_error = NULL;
+    SsfpnPlanOptions cpu_options = plan_options;
+
+    cpu_options.device_index = 0;
+    cpu_options.precision = options->precision == SSFPN_PRECISION_DEFAULT
+        ? cpu->default_precision : options->precision;
+    context->plan = cpu->plan_new (model->graph, &cpu_options, &cpu_error);
+    if (context->plan != NULL) {
+      g_message ("device auto: %s:%d cannot run this model (%s); running on "
+                 "the CPU", backend->name, index, plan_error->message);
+      g_clear_error (&plan_error);
+      backend = cpu;
+      plan_options = cpu_options;
+    } else {
+      g_prefix_error (&plan_error, "%s:%d: ", backend->name, index);
+      g_prefix_error (&cpu_error, "; and the CPU: ");
+      g_prefix_error (&plan_error, "device auto: ");
+      g_set_error (error, plan_error->domain, plan_error->code, "%s%s",
+                   plan_error->message, cpu_error->message);
+      g_clear_error (&plan_error);
+      g_clear_error (&cpu_error);
+      g_free (context);
+      return NULL;
+    }
+  }
   if (context->plan == NULL) {
+    g_propagate_error (error, plan_error);
     g_free (context);
     return NULL;
   }

@@ -994,6 +994,57 @@ GST_START_TEST (test_error_labels)
 
 GST_END_TEST;
 
+/* A batch whose activations cannot fit the machine's memory is refused at
+ * start with the engine's reason (on the CPU: before any allocation), not
+ * left to the kernel's out-of-memory killer.  256 frames at 8192x8192 need
+ * hundreds of GiB for the input alone. */
+GST_START_TEST (test_error_context_memory)
+{
+  Standalone s = standalone_new ();
+  g_object_set (s.element, "model", model_path, "device", "cpu",
+      "batch-size", 256, "input-size", 8192, NULL);
+  expect_start_error (&s, GST_LIBRARY_ERROR, GST_LIBRARY_ERROR_INIT,
+      "Cannot prepare model", model_path, "batch-size 256",
+      "input-size 8192", "GiB of activations", "try a smaller batch", NULL);
+  standalone_free (&s);
+}
+
+GST_END_TEST;
+
+/* A frame so elongated that letterboxing would leave it no pixel rows is
+ * refused when its caps arrive, naming the size. */
+GST_START_TEST (test_error_elongated_frame)
+{
+  GstHarness *h = harness_new ("input-size=64");
+  GstBus *bus = gst_bus_new ();
+  gst_element_set_bus (h->element, bus);
+  gst_harness_set_src_caps_str (h,
+      "video/x-raw,format=RGB,width=4096,height=1,framerate=30/1");
+  fail_unless_equals_int (gst_harness_push (h,
+          gst_buffer_new_allocate (NULL, 4096 * 3, NULL)),
+      GST_FLOW_NOT_NEGOTIATED);
+
+  GstMessage *msg = gst_bus_pop_filtered (bus, GST_MESSAGE_ERROR);
+  fail_unless (msg != NULL, "no error posted");
+  GError *error = NULL;
+  gst_message_parse_error (msg, &error, NULL);
+  fail_unless (g_error_matches (error, GST_CORE_ERROR,
+          GST_CORE_ERROR_NEGOTIATION), "error %s:%d \"%s\"",
+      g_quark_to_string (error->domain), error->code, error->message);
+  fail_unless (strstr (error->message, "Cannot letterbox 4096x1 frames into "
+          "the 64x64 network input") != NULL, "error \"%s\"", error->message);
+  fail_unless (strstr (error->message, "too elongated") != NULL,
+      "error \"%s\"", error->message);
+  g_error_free (error);
+  gst_message_unref (msg);
+
+  gst_element_set_bus (h->element, NULL);
+  gst_object_unref (bus);
+  gst_harness_teardown (h);
+}
+
+GST_END_TEST;
+
 /* ---- interval, batching, flushing -------------------------------------- */
 
 static const gchar *sequence[] = { "seq-0", "seq-1", "seq-2", "seq-3",
@@ -1677,6 +1728,8 @@ ssfpndetect_suite (void)
   tcase_add_test (tc, test_error_classes);
   tcase_add_test (tc, test_error_input_size);
   tcase_add_test (tc, test_error_labels);
+  tcase_add_test (tc, test_error_context_memory);
+  tcase_add_test (tc, test_error_elongated_frame);
   tcase_add_test (tc, test_sequence_fixture_differs);
   tcase_add_test (tc, test_inference_interval);
   tcase_add_test (tc, test_interval_restarts_on_caps);

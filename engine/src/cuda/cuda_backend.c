@@ -187,7 +187,9 @@ check_ops (const SsfpnGraph *graph, GError **error)
         break;
       case SSFPN_OP_MAXPOOL:
         ok = in_channels == out_channels && op->p.maxpool.kernel >= 1
-             && op->p.maxpool.stride >= 1 && op->p.maxpool.pad >= 0;
+             && op->p.maxpool.stride >= 1 && op->p.maxpool.pad >= 0
+             /* as the CPU and PyTorch: no window lies wholly in padding */
+             && 2 * op->p.maxpool.pad <= op->p.maxpool.kernel;
         break;
       case SSFPN_OP_SPACE_TO_DEPTH:
         ok = op->p.reorder.gain == 2 && out_channels == 4 * in_channels;

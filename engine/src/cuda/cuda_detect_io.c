@@ -45,23 +45,30 @@ results_offset (int batch)
   return ((size_t) batch * sizeof (int) + 15) / 16 * 16;
 }
 
+/* The new pair is allocated before the old one goes, so that a failure
+ * leaves io (and any graph captured on its pointers) as it was. */
 static gboolean
 allocate_results (CudaDetectIo *io, int room, GError **error)
 {
+  const size_t bytes = results_offset (io->batch)
+                       + (size_t) io->batch * room * sizeof (CudaDetection);
+  void *device = NULL, *host = NULL;
+
+  CUDA_CHECK (cudaMalloc (&device, bytes));
+  CUDA_CHECK (cudaMallocHost (&host, bytes));
   cudaFree (io->results_device);
   cudaFreeHost (io->results_host);
-  io->results_device = io->results_host = NULL;
-  io->results_bytes = results_offset (io->batch)
-                      + (size_t) io->batch * room * sizeof (CudaDetection);
-  CUDA_CHECK (cudaMalloc (&io->results_device, io->results_bytes));
-  CUDA_CHECK (cudaMallocHost (&io->results_host, io->results_bytes));
+  io->results_device = device;
+  io->results_host = host;
+  io->results_bytes = bytes;
   io->nms.room = room;
-  io->nms.result_counts = io->results_device;
-  io->nms.results = (CudaDetection *) ((char *) io->results_device
+  io->nms.result_counts = device;
+  io->nms.results = (CudaDetection *) ((char *) device
                                        + results_offset (io->batch));
   return TRUE;
 
 fail:
+  cudaFree (device);
   return FALSE;
 }
 
