@@ -205,7 +205,11 @@ EOF
 
 expect 1 "bench --batch 5000" -- "$SSFPN" bench "$model" --batch 1,5000 --iterations 1 --warmup 0
 stderr_has "batch size 5000 is out of range" "bench --batch 5000"
-grep -q "batch 5000: batch" "$work/err" && fail "bench --batch 5000: the batch named twice: $(head -c 300 "$work/err")" || pass
+if grep -q "batch 5000: batch" "$work/err"; then
+  fail "bench --batch 5000: the batch named twice: $(head -c 300 "$work/err")"
+else
+  pass
+fi
 
 expect 0 "bench --json" -- "$SSFPN" bench "$model" --iterations 2 --warmup 1 --json && {
   "$PYTHON" -c 'import json,sys; d=json.load(sys.stdin); r=d["results"][0]; assert r["batch"] == 1 and r["network"]["median_ms"] > 0 and r["network"]["p99_ms"] >= r["network"]["median_ms"]' <"$work/out" \

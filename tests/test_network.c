@@ -269,8 +269,8 @@ check_oversized_contexts (void)
    * error instead of the OOM killer. Half of RAM and swap as input
    * images; the activations are many times that. */
   {
-    static const char *const keys[] = { "MemTotal", "SwapTotal", NULL };
-    guint64 memory = ssfpn_cpu_meminfo_bytes (keys);
+    guint64 memory = ssfpn_cpu_meminfo_bytes ("MemTotal")
+                     + ssfpn_cpu_meminfo_bytes ("SwapTotal");
 
     if (memory == 0)
       memory = (guint64) 64 << 30; /* no /proc/meminfo: a large machine */

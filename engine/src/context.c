@@ -185,11 +185,9 @@ ssfpn_context_new (SsfpnModel *model, const SsfpnContextOptions *options,
       backend = cpu;
       plan_options = cpu_options;
     } else {
-      g_prefix_error (&plan_error, "%s:%d: ", backend->name, index);
-      g_prefix_error (&cpu_error, "; and the CPU: ");
-      g_prefix_error (&plan_error, "device auto: ");
-      g_set_error (error, plan_error->domain, plan_error->code, "%s%s",
-                   plan_error->message, cpu_error->message);
+      g_set_error (error, plan_error->domain, plan_error->code,
+                   "device auto: %s:%d: %s; and the CPU: %s", backend->name,
+                   index, plan_error->message, cpu_error->message);
       g_clear_error (&plan_error);
       g_clear_error (&cpu_error);
       g_free (context);

@@ -21,10 +21,9 @@ int ssfpn_cpu_plan_tensor_block (const SsfpnPlan *plan, int tensor);
  * orders of magnitude slower, so 0 on a real network is the aim. */
 int ssfpn_cpu_plan_reference_convs (const SsfpnPlan *plan);
 
-/* The sum of the /proc/meminfo entries named in @keys (NULL-terminated,
- * e.g. "MemAvailable"), in bytes; 0 when the file or none of them can be
- * read. */
-guint64 ssfpn_cpu_meminfo_bytes (const char *const *keys);
+/* The /proc/meminfo entry @key (e.g. "MemAvailable") in bytes; 0 when the
+ * file or the entry cannot be read. */
+guint64 ssfpn_cpu_meminfo_bytes (const char *key);
 
 G_END_DECLS
 
