@@ -500,6 +500,7 @@ gst_ssfpn_detect_set_property (GObject * object, guint prop_id,
 {
   GstSsfpnDetect *self = GST_SSFPN_DETECT (object);
   gboolean latency_changed = FALSE;
+  gboolean holds_more = FALSE;
 
   switch (prop_id) {
     case PROP_MODEL:
@@ -560,6 +561,8 @@ gst_ssfpn_detect_set_property (GObject * object, guint prop_id,
       GST_OBJECT_LOCK (self);
       latency_changed = self->inference_interval != g_value_get_uint (value)
           && self->batch_size > 1;
+      holds_more = g_value_get_uint (value) > self->inference_interval
+          && self->batch_size > 1;
       self->inference_interval = g_value_get_uint (value);
       GST_OBJECT_UNLOCK (self);
       break;
@@ -577,6 +580,12 @@ gst_ssfpn_detect_set_property (GObject * object, guint prop_id,
   if (latency_changed)
     gst_element_post_message (GST_ELEMENT (self),
         gst_message_new_latency (GST_OBJECT (self)));
+  /* More frames can now be held than upstream pools were sized for: ask
+   * upstream to negotiate its allocation again (a no-op when not linked
+   * or not streaming). */
+  if (holds_more)
+    gst_pad_push_event (GST_BASE_TRANSFORM_SINK_PAD (self),
+        gst_event_new_reconfigure ());
 }
 
 static void

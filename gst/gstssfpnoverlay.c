@@ -31,6 +31,7 @@
 #include "buildconfig.h"
 
 #include "gstssfpnoverlay.h"
+#include "ssfpn-params-keeper.h"
 
 #include <gst/video/video.h>
 #include <math.h>
@@ -335,9 +336,11 @@ gst_ssfpn_overlay_prepare_output_buffer (GstBaseTransform * trans,
 static const guint8 *
 roi_colour (GstVideoRegionOfInterestMeta * roi, gint label_id)
 {
-  /* Metas from other elements carry no class index: their label decides. */
+  /* Metas from other elements carry no class index: their label decides,
+   * and one without a label (roi_type 0) takes the first colour. */
   guint index = label_id >= 0 ? (guint) label_id
-      : g_str_hash (g_quark_to_string (roi->roi_type));
+      : roi->roi_type != 0 ? g_str_hash (g_quark_to_string (roi->roi_type))
+      : 0;
   return class_palette[index % N_CLASS_COLOURS];
 }
 
@@ -669,6 +672,10 @@ gst_ssfpn_overlay_transform_ip (GstBaseTransform * trans, GstBuffer * buffer)
     font_size = MAX (AUTO_FONT_SIZE_MIN, (guint) lround (frame_height
             / AUTO_FONT_SIZE_DIVISOR));
 
+  /* Regions an element copied after the detector's keeper meta have not
+   * had their detection structure put back yet (see ssfpn-params-keeper.h);
+   * the buffer is writable here (prepare_output_buffer). */
+  ssfpn_params_keeper_restore (buffer);
   GArray *items = collect_items (self, buffer);
   if (show_labels || show_confidence)
     add_labels (self, items, font_size, show_labels, show_confidence);

@@ -3,6 +3,7 @@
 
 #include "ssfpn-detection-meta.h"
 #include "ssfpn-inference.h"
+#include "ssfpn-params-keeper.h"
 
 #include <gst/video/video.h>
 #include <math.h>
@@ -70,6 +71,8 @@ ssfpn_detection_meta_attach (GstBuffer *buffer, int frame_width,
   }
 #endif
 
+  g_autofree GstVideoRegionOfInterestMeta **rois =
+      g_new (GstVideoRegionOfInterestMeta *, MAX (detections->len, 1));
   for (guint i = 0; i < detections->len; i++) {
     const SsfpnFrameDetection *d =
         &g_array_index (detections, SsfpnFrameDetection, i);
@@ -94,7 +97,10 @@ ssfpn_detection_meta_attach (GstBuffer *buffer, int frame_width,
 #endif
 
     gst_video_region_of_interest_meta_add_param (roi, params);
+    rois[i] = roi;
   }
+  /* After the regions, so that scaling elements restore their params. */
+  ssfpn_params_keeper_attach (buffer, rois, detections->len);
 }
 
 GstStructure *

@@ -9,8 +9,56 @@ typedef struct {
   int users;
 } CacheEntry;
 
-static GMutex cache_lock; /* the entries, the shared contexts and their users */
+/* Held only briefly: the entries, the shared contexts, their users and the
+ * build locks. */
+static GMutex cache_lock;
 static GHashTable *cache_entries; /* instance id -> CacheEntry */
+
+/* The slow work (opening a model, building and warming up a context) runs
+ * under a lock of its instance id alone: a second element of the id waits
+ * for the first instead of doing it twice, and other ids go on. */
+typedef struct {
+  GMutex mutex;
+  int holders; /* cache_lock */
+} BuildLock;
+
+static GHashTable *build_locks; /* instance id -> BuildLock; cache_lock */
+
+static BuildLock *
+build_lock_take (const char *instance_id)
+{
+  g_mutex_lock (&cache_lock);
+  if (build_locks == NULL)
+    build_locks = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                         NULL);
+  BuildLock *lock = g_hash_table_lookup (build_locks, instance_id);
+  if (lock == NULL) {
+    lock = g_new0 (BuildLock, 1);
+    g_mutex_init (&lock->mutex);
+    g_hash_table_insert (build_locks, g_strdup (instance_id), lock);
+  }
+  lock->holders++;
+  g_mutex_unlock (&cache_lock);
+
+  g_mutex_lock (&lock->mutex);
+  return lock;
+}
+
+static void
+build_lock_give (const char *instance_id, BuildLock *lock)
+{
+  g_mutex_unlock (&lock->mutex);
+
+  g_mutex_lock (&cache_lock);
+  if (--lock->holders == 0) {
+    g_hash_table_remove (build_locks, instance_id);
+    g_mutex_clear (&lock->mutex);
+    g_free (lock);
+    if (g_hash_table_size (build_locks) == 0)
+      g_clear_pointer (&build_locks, g_hash_table_unref);
+  }
+  g_mutex_unlock (&cache_lock);
+}
 
 static void
 cache_entry_free (gpointer data)
@@ -47,33 +95,33 @@ ssfpn_model_cache_acquire (const char *instance_id, const char *path,
   if (!has_instance_id (instance_id))
     return open_model (path, error);
 
-  /* Opening under the lock makes a second element with the same id wait for
-   * the first load instead of loading the file twice. */
-  g_mutex_lock (&cache_lock);
-  if (cache_entries == NULL)
-    cache_entries = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
-                                           cache_entry_free);
+  BuildLock *build = build_lock_take (instance_id);
 
   /* Two spellings of one file are one model. */
   g_autofree char *canonical = ssfpn_model_path_is_default (path)
       ? g_strdup (SSFPN_DEFAULT_MODEL_NAME) : g_canonicalize_filename (path, NULL);
   SsfpnModel *model = NULL;
-  CacheEntry *entry = g_hash_table_lookup (cache_entries, instance_id);
+  g_mutex_lock (&cache_lock);
+  CacheEntry *entry = cache_entries != NULL
+      ? g_hash_table_lookup (cache_entries, instance_id) : NULL;
   if (entry != NULL) {
-    if (g_strcmp0 (entry->path, canonical) != 0) {
+    if (g_strcmp0 (entry->path, canonical) != 0)
       g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_ARGUMENT,
                    "model-instance-id \"%s\" is already in use with model "
                    "\"%s\"; this element asks for \"%s\". Elements sharing an "
                    "id must use the same model file", instance_id,
                    entry->path, ssfpn_model_path_is_default (path)
                        ? SSFPN_DEFAULT_MODEL_NAME : path);
-      goto out;
+    else {
+      entry->users++;
+      model = ssfpn_model_ref (entry->model);
     }
-    entry->users++;
-    model = ssfpn_model_ref (entry->model);
+    g_mutex_unlock (&cache_lock);
     goto out;
   }
+  g_mutex_unlock (&cache_lock);
 
+  /* No entry can appear meanwhile: adding one takes the build lock. */
   model = open_model (path, error);
   if (model == NULL)
     goto out;
@@ -81,10 +129,15 @@ ssfpn_model_cache_acquire (const char *instance_id, const char *path,
   entry->path = g_steal_pointer (&canonical);
   entry->model = ssfpn_model_ref (model);
   entry->users = 1;
+  g_mutex_lock (&cache_lock);
+  if (cache_entries == NULL)
+    cache_entries = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                           cache_entry_free);
   g_hash_table_insert (cache_entries, g_strdup (instance_id), entry);
+  g_mutex_unlock (&cache_lock);
 
 out:
-  g_mutex_unlock (&cache_lock);
+  build_lock_give (instance_id, build);
   return model;
 }
 
@@ -241,25 +294,31 @@ ssfpn_model_cache_acquire_context (const char *instance_id, SsfpnModel *model,
   if (!has_instance_id (instance_id))
     return shared_context_new (&wanted, model, options, error);
 
-  /* Creating under the lock makes a second element with the same settings
-   * wait for the first context instead of building its twin. */
-  g_mutex_lock (&cache_lock);
+  BuildLock *build = build_lock_take (instance_id);
   SsfpnSharedContext *shared = NULL;
+  g_mutex_lock (&cache_lock);
   for (GList *l = shared_contexts; l != NULL; l = l->next) {
     if (shared_context_matches (l->data, instance_id, &wanted)) {
       shared = l->data;
       shared->users++;
-      goto out;
+      break;
     }
   }
+  g_mutex_unlock (&cache_lock);
+  if (shared != NULL)
+    goto out;
+
+  /* No twin can appear meanwhile: adding one takes the build lock. */
   shared = shared_context_new (&wanted, model, options, error);
   if (shared == NULL)
     goto out;
   shared->instance_id = g_strdup (instance_id);
+  g_mutex_lock (&cache_lock);
   shared_contexts = g_list_prepend (shared_contexts, shared);
+  g_mutex_unlock (&cache_lock);
 
 out:
-  g_mutex_unlock (&cache_lock);
+  build_lock_give (instance_id, build);
   return shared;
 }
 

@@ -78,7 +78,8 @@ ssfpn_read_labels_file (const char *path, int num_classes, GError **error)
 
   g_auto (GStrv) lines = g_strsplit (contents, "\n", -1);
   guint n_lines = g_strv_length (lines);
-  if (n_lines > 0 && *g_strstrip (lines[n_lines - 1]) == '\0')
+  /* Blank lines at the end are no classes (editors and echo leave them). */
+  while (n_lines > 0 && *g_strstrip (lines[n_lines - 1]) == '\0')
     n_lines--;
 
   if ((int) n_lines != num_classes) {

@@ -12,10 +12,14 @@
 #ifdef HAVE_GST_ANALYTICS
 #include <gst/analytics/analytics.h>
 #endif
+#include <fcntl.h>
 #include <glib/gstdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <gmodule.h>
 #include <json-glib/json-glib.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* GObject refuses an out-of-range property value with a warning (GLib
@@ -503,6 +507,55 @@ GST_START_TEST (test_detections_match_reference)
 
 GST_END_TEST;
 
+/* GStreamer 1.22's scale transform of region metas (videoscale, and
+ * videoconvert, the same element) drops their params: the element's keeper
+ * meta puts the "detection" structures back. Through a converter to I420
+ * and a scaler to twice the size, every region keeps its structure, equal
+ * to the one attached, with its box scaled. */
+GST_START_TEST (test_detection_survives_scaling)
+{
+  GstHarness *direct = harness_new (NULL);
+  gst_harness_set_src_caps (direct, caps_for_case ("seq-0"));
+  GstBuffer *want = push_and_pull (direct, "seq-0", 0);
+
+  gchar *launch = g_strdup_printf ("ssfpndetect model=\"%s\" ! videoconvert "
+      "! capsfilter caps=video/x-raw,format=I420 ! videoscale ! capsfilter "
+      "caps=video/x-raw,width=160,height=120", model_path);
+  GstHarness *h = gst_harness_new_parse (launch);
+  g_free (launch);
+  gst_harness_set_src_caps (h, caps_for_case ("seq-0"));
+  GstBuffer *got = push_and_pull (h, "seq-0", 0);
+
+  guint n_want, n_got;
+  GstVideoRegionOfInterestMeta **wanted = roi_metas (want, &n_want);
+  GstVideoRegionOfInterestMeta **scaled = roi_metas (got, &n_got);
+  fail_unless (n_want > 0);
+  fail_unless_equals_int (n_got, n_want);
+  for (guint i = 0; i < n_got; i++) {
+    GstStructure *expected =
+        gst_video_region_of_interest_meta_get_param (wanted[i], "detection");
+    GstStructure *kept =
+        gst_video_region_of_interest_meta_get_param (scaled[i], "detection");
+    fail_unless (kept != NULL, "region %u lost its detection structure", i);
+    fail_unless (gst_structure_is_equal (kept, expected),
+        "region %u: %" GST_PTR_FORMAT ", attached %" GST_PTR_FORMAT, i, kept,
+        expected);
+    fail_unless_equals_int (scaled[i]->roi_type, wanted[i]->roi_type);
+    fail_unless (abs ((gint) scaled[i]->x - 2 * (gint) wanted[i]->x) <= 1
+        && abs ((gint) scaled[i]->w - 2 * (gint) wanted[i]->w) <= 2,
+        "region %u: x %u w %u, attached at x %u w %u", i, scaled[i]->x,
+        scaled[i]->w, wanted[i]->x, wanted[i]->w);
+  }
+  g_free (wanted);
+  g_free (scaled);
+  gst_buffer_unref (want);
+  gst_buffer_unref (got);
+  gst_harness_teardown (direct);
+  gst_harness_teardown (h);
+}
+
+GST_END_TEST;
+
 /* Detections are top-level regions: parent_id -1, as documented, not the
  * 0 GStreamer initialises it to (which reads as a reference to ROI 0). */
 GST_START_TEST (test_roi_has_no_parent)
@@ -627,7 +680,7 @@ GST_END_TEST;
 GST_START_TEST (test_labels_file)
 {
   gchar *labels = write_temp_file ("ssfpn-test-labels.txt",
-      "walker\r\nautomobile\n  hound  \n", -1);
+      "walker\r\nautomobile\n  hound  \n\n \n", -1);  /* blank lines end it */
   gchar *props = g_strdup_printf ("labels=%s", labels);
   GstHarness *h = harness_new (props);
   gst_harness_set_src_caps (h, caps_for_case ("seq-0"));
@@ -934,6 +987,12 @@ GST_START_TEST (test_error_unusable_device)
   g_object_set (s.element, "model", model_path, "device", "cuda:7", NULL);
   expect_start_error (&s, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_SETTINGS,
       "cuda:7", NULL);
+  gst_element_set_state (s.element, GST_STATE_NULL);
+
+  /* A name that is no device at all is the same settings error. */
+  g_object_set (s.element, "device", "gpu0", NULL);
+  expect_start_error (&s, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_SETTINGS,
+      "\"gpu0\"", "auto, cpu, cuda, cuda:N", NULL);
   standalone_free (&s);
 }
 
@@ -1220,6 +1279,22 @@ GST_START_TEST (test_allocation_counts_held_frames)
   fail_unless (min >= 6, "upstream pool min %u, 6 frames can be held", min);
   fail_unless (max == 0 || max >= min);
   gst_query_unref (query);
+
+  /* A longer interval while streaming holds more frames than that: the
+   * element asks upstream to renegotiate, and the new query counts them. */
+  GstEvent *event;
+  while ((event = gst_harness_try_pull_upstream_event (h)) != NULL)
+    gst_event_unref (event);
+  g_object_set (h->element, "inference-interval", 5, NULL);
+  event = gst_harness_try_pull_upstream_event (h);
+  fail_unless (event != NULL && GST_EVENT_TYPE (event) == GST_EVENT_RECONFIGURE,
+      "no reconfigure event upstream after inference-interval grew");
+  gst_event_unref (event);
+  query = gst_query_new_allocation (caps, TRUE);
+  fail_unless (gst_pad_peer_query (h->srcpad, query));
+  gst_query_parse_nth_allocation_pool (query, 0, NULL, &size, &min, &max);
+  fail_unless (min >= 15, "upstream pool min %u, 15 frames can be held", min);
+  gst_query_unref (query);
   gst_caps_unref (caps);
   gst_harness_teardown (h);
 }
@@ -1426,6 +1501,100 @@ detections_text (GstBuffer * buffer)
   g_free (metas);
   return g_string_free (text, FALSE);
 }
+
+/* Starting one element, in a thread; @done is set when it returned. */
+typedef struct
+{
+  GstElement *element;
+  GMutex lock;
+  GCond returned;
+  gboolean done;
+  GstStateChangeReturn result;
+} Starter;
+
+static void
+starter_init (Starter * starter)
+{
+  g_mutex_init (&starter->lock);
+  g_cond_init (&starter->returned);
+}
+
+static void
+starter_clear (Starter * starter)
+{
+  g_mutex_clear (&starter->lock);
+  g_cond_clear (&starter->returned);
+}
+
+static gpointer
+start_in_thread (gpointer data)
+{
+  Starter *starter = data;
+  GstStateChangeReturn result =
+      gst_element_set_state (starter->element, GST_STATE_PAUSED);
+  g_mutex_lock (&starter->lock);
+  starter->result = result;
+  starter->done = TRUE;
+  g_cond_signal (&starter->returned);
+  g_mutex_unlock (&starter->lock);
+  return NULL;
+}
+
+/* Elements of different model-instance-ids build their models and
+ * contexts independently: while one is stuck opening its model file (a
+ * FIFO no one writes to yet), an element of another id starts. */
+GST_START_TEST (test_instance_ids_build_independently)
+{
+  gchar *dir = g_dir_make_tmp ("ssfpn-fifo-XXXXXX", NULL);
+  fail_unless (dir != NULL);
+  gchar *fifo = g_build_filename (dir, "model.safetensors", NULL);
+  fail_unless (mkfifo (fifo, 0600) == 0);
+
+  Standalone stuck = standalone_new ();
+  g_object_set (stuck.element, "model", fifo, "model-instance-id",
+      "fifo-test", NULL);
+  Starter stuck_start = { .element = stuck.element };
+  starter_init (&stuck_start);
+  GThread *stuck_thread = g_thread_new ("stuck", start_in_thread,
+      &stuck_start);
+  g_usleep (300 * 1000);        /* it reaches the blocking open() */
+
+  Standalone other = standalone_new ();
+  g_object_set (other.element, "model", model_path, "model-instance-id",
+      "other-test", NULL);
+  Starter other_start = { .element = other.element };
+  starter_init (&other_start);
+  GThread *other_thread = g_thread_new ("other", start_in_thread,
+      &other_start);
+  gint64 deadline = g_get_monotonic_time () + 60 * G_TIME_SPAN_SECOND;
+  g_mutex_lock (&other_start.lock);
+  while (!other_start.done && g_cond_wait_until (&other_start.returned,
+          &other_start.lock, deadline));
+  gboolean in_time = other_start.done;
+  g_mutex_unlock (&other_start.lock);
+
+  /* Let the stuck one go: an empty file, so its start fails. */
+  int writer = open (fifo, O_WRONLY);
+  fail_unless (writer >= 0);
+  close (writer);
+  g_thread_join (stuck_thread);
+  g_thread_join (other_thread);
+  fail_unless (in_time, "an element of another id waited for a model load");
+  fail_unless_equals_int (other_start.result, GST_STATE_CHANGE_SUCCESS);
+  fail_unless_equals_int (stuck_start.result, GST_STATE_CHANGE_FAILURE);
+  starter_clear (&stuck_start);
+  starter_clear (&other_start);
+  fail_unless_equals_int (model_cache_users ("fifo-test"), 0);
+
+  standalone_free (&stuck);
+  standalone_free (&other);
+  g_unlink (fifo);
+  g_rmdir (dir);
+  g_free (fifo);
+  g_free (dir);
+}
+
+GST_END_TEST;
 
 /* What an element with no model-instance-id finds in sequence[0..n-1]. */
 static gchar **
@@ -1716,6 +1885,7 @@ ssfpndetect_suite (void)
 #endif
   tcase_add_test (tc, test_class_filter_and_thresholds);
   tcase_add_test (tc, test_labels_file);
+  tcase_add_test (tc, test_detection_survives_scaling);
   tcase_add_test (tc, test_post_messages);
   tcase_add_test (tc, test_post_messages_bytes_segment);
   tcase_add_test (tc, test_property_defaults_and_ranges);
@@ -1741,6 +1911,7 @@ ssfpndetect_suite (void)
   tcase_add_test (tc, test_allocation_counts_held_frames);
   tcase_add_test (tc, test_renegotiation_drains_batch);
   tcase_add_test (tc, test_shared_model_instances);
+  tcase_add_test (tc, test_instance_ids_build_independently);
   tcase_add_test (tc, test_shared_context_in_pipeline);
   tcase_add_test (tc, test_shared_context_two_threads);
   tcase_add_test (tc, test_start_stop_cycles);

@@ -611,6 +611,15 @@ GST_START_TEST (test_foreign_and_clipped_regions)
   fail_unless (label.w > 0, "no label for a meta without confidence");
   outcome_clear (&o);
 
+  /* A region without a type (roi_type 0): its box, and no label. */
+  input = grey_frame (&info);
+  gst_buffer_add_video_region_of_interest_meta (input, NULL, BOX_X, BOX_Y,
+      BOX_W, BOX_H);
+  run_overlay ("", &info, input, &o);
+  check_outline_drawn (&o, BOX_X, BOX_Y, BOX_W, BOX_H, 2, "untyped");
+  fail_unless_equals_int (count_changed (&o, 0, 0, FRAME_WIDTH, BOX_Y), 0);
+  outcome_clear (&o);
+
   /* A region wholly outside the frame draws nothing at all. */
   input = grey_frame (&info);
   gst_buffer_add_video_region_of_interest_meta (input, "away", 500, 10, 20,
