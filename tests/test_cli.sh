@@ -294,6 +294,17 @@ expect 2 "eval --single-label --class-agnostic" -- "$SSFPN" eval "$model" "$work
 stderr_has "exclude each other" "eval --single-label --class-agnostic"
 expect 1 "eval on a missing dataset" -- "$SSFPN" eval "$model" "$work/no-such-set"
 stderr_has "no-such-set" "eval on a missing dataset"
+# An image the input cannot take is named, not the first of its batch.
+mkdir -p "$work/thin/images" "$work/thin/labels"
+cp "$DATA/images/ssfpn-128.png" "$work/thin/images/a-fine.png"
+cp "$DATA/images/thin-1x300.png" "$work/thin/images/b-thin.png"
+: >"$work/thin/labels/a-fine.txt"
+: >"$work/thin/labels/b-thin.txt"
+expect 1 "eval --batch 2, one image too thin" -- "$SSFPN" eval "$model" "$work/thin" --batch 2
+stderr_has "b-thin.png: " "eval --batch 2, one image too thin"
+if grep -q "a-fine" "$work/err"; then
+  fail "eval --batch 2 blames the fine image: $(cat "$work/err")"
+else pass; fi
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -7,6 +7,7 @@
  * under 1e-4. */
 #include "cpu/cpu_backend.h"
 #include "npy.h"
+#include "ssfpn/ssfpn-frame.h"
 #include "ssfpn/ssfpn.h"
 
 #include <json-glib/json-glib.h>
@@ -301,6 +302,64 @@ check_oversized_contexts (void)
   ssfpn_model_unref (model);
 }
 
+/* Threads of this process, or -1 without /proc. */
+static int
+thread_count (void)
+{
+  GDir *dir = g_dir_open ("/proc/self/task", 0, NULL);
+  int n = 0;
+
+  if (dir == NULL)
+    return -1;
+  while (g_dir_read_name (dir) != NULL)
+    n++;
+  g_dir_close (dir);
+  return n;
+}
+
+/* threads=1 holds for the whole frame path, letterbox included: detecting
+ * a frame large enough for the letterbox's parallel loop starts no thread.
+ * It must run first: a thread pool an earlier test started would stay. */
+static void
+check_one_thread_frame_path (void)
+{
+  g_autofree char *model_path = data_path ("baseline.safetensors");
+  g_autoptr (GError) error = NULL;
+  SsfpnModel *model = ssfpn_model_open (model_path, &error);
+  SsfpnContextOptions options;
+  SsfpnNmsOptions nms;
+
+  check (model != NULL, error ? error->message : "open", "threads=1");
+  if (model == NULL)
+    return;
+  ssfpn_context_options_init (&options);
+  options.device = "cpu";
+  options.threads = 1;
+  options.height = options.width = 256;
+  SsfpnContext *context = ssfpn_context_new (model, &options, &error);
+  check (context != NULL, error ? error->message : "context", "threads=1");
+  if (context != NULL) {
+    int before = thread_count ();
+    g_autofree guint8 *pixels = g_malloc0 ((gsize) 3 * 400 * 300);
+    SsfpnFrame frame = { .format = SSFPN_FRAME_RGB, .width = 400,
+                         .height = 300, .planes = { pixels },
+                         .strides = { 3 * 400 } };
+    SsfpnDetection results[300];
+    int count = 0;
+    ssfpn_nms_options_init (&nms);
+    check (ssfpn_context_detect (context, &frame, 1, &nms, results, 300,
+                                 &count, &error),
+           error ? error->message : "detect", "threads=1");
+    int after = thread_count ();
+    if (before < 0)
+      printf ("# threads=1: no /proc/self/task, thread count not checked\n");
+    else
+      check (after == before, "the frame path started threads", "threads=1");
+    ssfpn_context_free (context);
+  }
+  ssfpn_model_unref (model);
+}
+
 int
 main (void)
 {
@@ -309,6 +368,7 @@ main (void)
   g_autoptr (GError) error = NULL;
   JsonArray *cases;
 
+  check_one_thread_frame_path ();
   if (!json_parser_load_from_file (parser, index_path, &error)) {
     printf ("FAIL cannot read %s: %s\n", index_path, error->message);
     return 1;

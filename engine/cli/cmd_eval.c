@@ -181,6 +181,26 @@ read_labels (const char *dataset, EvalImage *image, int n_classes,
   return TRUE;
 }
 
+/* Whether the image can be letterboxed into the network input, so that a
+ * batch that cannot names the image at fault. */
+static gboolean
+image_fits_input (SsfpnContext *context, const EvalImage *image,
+                  GError **error)
+{
+  int height, width;
+  ssfpn_context_input_size (context, &height, &width);
+  SsfpnLetterbox *letterbox = ssfpn_letterbox_new (image->width,
+                                                   image->height, width,
+                                                   height, error);
+  if (letterbox == NULL)
+    {
+      g_prefix_error (error, "%s: ", image->path);
+      return FALSE;
+    }
+  ssfpn_letterbox_free (letterbox);
+  return TRUE;
+}
+
 /* Decodes, labels and detects up to a batch of images at once. */
 static gboolean
 evaluate_batch (SsfpnContext *context, const SsfpnNmsOptions *nms,
@@ -202,6 +222,11 @@ evaluate_batch (SsfpnContext *context, const SsfpnNmsOptions *nms,
       decoded[n_decoded] = pixels;
       image->width = pixels->width;
       image->height = pixels->height;
+      if (!image_fits_input (context, image, error))
+        {
+          n_decoded++;
+          goto out;
+        }
       frames[n_decoded] = (SsfpnFrame) {
         .format = SSFPN_FRAME_RGB,
         .width = pixels->width,
@@ -219,7 +244,12 @@ evaluate_batch (SsfpnContext *context, const SsfpnNmsOptions *nms,
   if (!ssfpn_context_detect (context, frames, n_images, nms, results,
                              capacity, counts, error))
     {
-      g_prefix_error (error, "%s: ", images[0].path);
+      /* Each image was checked above: what is left concerns the batch. */
+      if (n_images == 1)
+        g_prefix_error (error, "%s: ", images[0].path);
+      else
+        g_prefix_error (error, "the batch of %s and %d more: ",
+                        images[0].path, n_images - 1);
       goto out;
     }
   for (int i = 0; i < n_images; i++)

@@ -44,7 +44,9 @@ parse_device (const char *device, const char **backend_name, int *index,
       return TRUE;
     }
   }
-  g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_ARGUMENT,
+  /* A name that is no device is an unusable device, as the element and
+   * the command report it. */
+  g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_DEVICE,
                "device \"%s\" is not one of auto, cpu, cuda, cuda:N", device);
   return FALSE;
 }
@@ -205,6 +207,7 @@ ssfpn_context_new (SsfpnModel *model, const SsfpnContextOptions *options,
       : g_strdup_printf ("%s:%d", backend->name, index);
   context->precision = plan_options.precision;
   context->batch = options->batch;
+  context->threads = options->threads;
   context->height = height;
   context->width = width;
   context->rows = ssfpn_graph_output_rows (model->graph, height, width, NULL);

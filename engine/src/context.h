@@ -16,6 +16,7 @@ struct _SsfpnContext {
   char *device;
   SsfpnPrecision precision;
   int batch, height, width, rows;
+  int threads; /* CPU threads asked for; 0 = all cores */
   SsfpnDetectState *detect; /* detect.c's buffers, made on first use */
 };
 

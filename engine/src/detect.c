@@ -2,7 +2,13 @@
  * pixels. Backends that can do it all on the device provide plan_detect;
  * the others, and multi-label NMS, take the generic path here, on the
  * host. */
+#include "buildconfig.h"
+
 #include "context.h"
+
+#ifdef HAVE_OPENMP
+#include <omp.h>
+#endif
 
 struct _SsfpnDetectState {
   float *input;                 /* (batch, 3, H, W) */
@@ -73,6 +79,33 @@ slot_letterbox (SsfpnContext *context, SsfpnDetectState *state, int slot,
   return lb;
 }
 
+/* Letterboxes the frames into the host input, with as many threads as the
+ * context was asked for: the CPU backend keeps the network to that count,
+ * and so must the letterbox's parallel loop. */
+static gboolean
+letterbox_frames (SsfpnContext *context, SsfpnDetectState *state,
+                  const SsfpnFrame *frames, int n_frames, GError **error)
+{
+  gsize image = (gsize) 3 * context->height * context->width;
+  gboolean ok = TRUE;
+#ifdef HAVE_OPENMP
+  int saved_threads = omp_get_max_threads ();
+  if (context->threads > 0)
+    omp_set_num_threads (context->threads);
+#endif
+  for (int i = 0; i < n_frames && ok; i++) {
+    SsfpnLetterbox *lb = slot_letterbox (context, state, i, &frames[i],
+                                         error);
+    ok = lb != NULL
+        && ssfpn_letterbox_run (lb, &frames[i], state->input + i * image,
+                                error);
+  }
+#ifdef HAVE_OPENMP
+  omp_set_num_threads (saved_threads);
+#endif
+  return ok;
+}
+
 static gboolean
 detect_on_host (SsfpnContext *context, const SsfpnFrame *frames,
                 int n_frames, const SsfpnNmsOptions *nms,
@@ -80,19 +113,12 @@ detect_on_host (SsfpnContext *context, const SsfpnFrame *frames,
                 GError **error)
 {
   SsfpnDetectState *state = detect_state_get (context, error);
-  gsize image = (gsize) 3 * context->height * context->width;
   int cols = ssfpn_model_output_columns (context->model);
 
   if (state == NULL)
     return FALSE;
-  for (int i = 0; i < n_frames; i++) {
-    SsfpnLetterbox *lb = slot_letterbox (context, state, i, &frames[i],
-                                         error);
-    if (lb == NULL
-        || !ssfpn_letterbox_run (lb, &frames[i], state->input + i * image,
-                                 error))
-      return FALSE;
-  }
+  if (!letterbox_frames (context, state, frames, n_frames, error))
+    return FALSE;
   if (!ssfpn_context_run (context, state->input, state->output, error))
     return FALSE;
   for (int i = 0; i < n_frames; i++)
