@@ -31,6 +31,8 @@ for cmd in info run bench; do
   expect 2 "$cmd with an unknown option" -- "$SSFPN" $cmd model --no-such-option
   expect 2 "$cmd --device gpu" -- "$SSFPN" $cmd model --device gpu
   stderr_has "--device gpu" "$cmd --device gpu"
+  expect 2 "$cmd --device cuda:1024" -- "$SSFPN" $cmd model --device cuda:1024
+  stderr_has "below 1024" "$cmd --device cuda:1024"
   expect 2 "$cmd --precision fp64" -- "$SSFPN" $cmd model --precision fp64
   expect 2 "$cmd --threads -1" -- "$SSFPN" $cmd model --threads -1
 done
@@ -212,7 +214,7 @@ else
 fi
 
 expect 0 "bench --json" -- "$SSFPN" bench "$model" --iterations 2 --warmup 1 --json && {
-  "$PYTHON" -c 'import json,sys; d=json.load(sys.stdin); r=d["results"][0]; assert r["batch"] == 1 and r["network"]["median_ms"] > 0 and r["network"]["p99_ms"] >= r["network"]["median_ms"]' <"$work/out" \
+  "$PYTHON" -c 'import json,sys; d=json.load(sys.stdin); r=d["results"][0]; assert r["batch"] == 1 and r["network"]["median_ms"] > 0 and r["network"]["p99_ms"] >= r["network"]["median_ms"]; assert [x["batch"] for x in d["results"]] == [1, 8, 32], "default batches"; assert all(x["scopes"]["P"]["median_ms"] > 0 for x in d["results"]), "scope P"; assert "letterbox" in d["scope_names"]["P"]' <"$work/out" \
     && pass || fail "bench --json: $(head -c 300 "$work/out")"
 }
 

@@ -3,6 +3,7 @@
 #include "cli.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <stdarg.h>
 #include <string.h>
 #include <time.h>
@@ -57,19 +58,21 @@ cli_usage_error (const CliCommand *command, const char *format, ...)
   return CLI_EXIT_USAGE;
 }
 
-/* auto, cpu, cuda or cuda:N with N a decimal index. */
+/* auto, cpu, cuda or cuda:N with N a decimal index below 1024, the
+ * engine's limit (context.c). */
 static gboolean
 device_is_valid (const char *device)
 {
   if (strcmp (device, "auto") == 0 || strcmp (device, "cpu") == 0
       || strcmp (device, "cuda") == 0)
     return TRUE;
-  if (!g_str_has_prefix (device, "cuda:") || device[5] == '\0')
+  if (!g_str_has_prefix (device, "cuda:") || device[5] == '\0'
+      || strlen (device + 5) > 4)
     return FALSE;
   for (const char *c = device + 5; *c; c++)
     if (!g_ascii_isdigit (*c))
       return FALSE;
-  return TRUE;
+  return atoi (device + 5) < 1024;
 }
 
 gboolean
@@ -88,7 +91,7 @@ cli_command_parse (CliCommand *command, int *argc, char ***argv)
     common->device = g_strdup ("auto");
   if (!device_is_valid (common->device))
     {
-      cli_usage_error (command, "--device %s is not one of auto, cpu, cuda, cuda:N",
+      cli_usage_error (command, "--device %s is not one of auto, cpu, cuda, cuda:N (N below 1024)",
                        common->device);
       return FALSE;
     }

@@ -5,7 +5,9 @@
  *   B  the network plus Detect decode and NMS;
  *   C  1920x1080 NV12 frames in host memory to detections in host memory
  *      (ssfpn_context_detect: letterbox, network, NMS, boxes to frame
- *      pixels).
+ *      pixels);
+ *   P  pre-processing alone: the same frames letterboxed into the float
+ *      input on the host, as C does on the CPU.
  * A backend that can run on input already on its device (the CUDA backend)
  * is timed that way for A and B, with no host copies; the CPU backend times
  * A as ssfpn_context_run and B as that plus ssfpn_nms per image. NMS alone
@@ -21,9 +23,9 @@
 #define FRAME_HEIGHT 1080
 #define MAX_DETECTIONS 300
 
-enum { SCOPE_A, SCOPE_B, SCOPE_C, N_SCOPES };
+enum { SCOPE_A, SCOPE_B, SCOPE_C, SCOPE_P, N_SCOPES };
 
-static const char *const scope_ids[N_SCOPES] = { "A", "B", "C" };
+static const char *const scope_ids[N_SCOPES] = { "A", "B", "C", "P" };
 
 typedef struct {
   double median_ms, p99_ms, mean_ms, min_ms;
@@ -153,6 +155,13 @@ step_frames (BenchState *s, GError **error)
 }
 
 static gboolean
+step_letterbox (BenchState *s, GError **error)
+{
+  return ssfpn_context_letterbox_on_host (s->context, s->frames, s->batch,
+                                          error);
+}
+
+static gboolean
 time_scope (BenchState *state, BenchStep step, int iterations, int warmup,
             double *times, Timing *timing, GError **error)
 {
@@ -181,7 +190,7 @@ bench_batch (const CliCommand *command, SsfpnModel *model, int batch,
   SsfpnContextOptions options;
   BenchState s = { 0 };
   static const BenchStep steps[N_SCOPES] = { step_network, step_network_nms,
-                                             step_frames };
+                                             step_frames, step_letterbox };
   double *times = g_new (double, iterations);
   guint8 *picture = NULL;
   gboolean ok = FALSE;
@@ -283,9 +292,15 @@ scope_name (int scope, gboolean resident)
       return resident
         ? "network + Detect decode + NMS on the device, detections to host memory"
         : "network (ssfpn_context_run) + NMS on the host for every image";
-    default:
+    case SCOPE_C:
       return "1920x1080 NV12 frames in host memory to detections in host "
              "memory (ssfpn_context_detect)";
+    default:
+      return resident
+        ? "pre-processing alone: the frames letterboxed into the float input "
+          "on the host (C letterboxes on the device instead)"
+        : "pre-processing alone: the frames letterboxed into the float input "
+          "on the host, as C does";
     }
 }
 
@@ -432,7 +447,7 @@ cmd_bench (int argc, char **argv)
   int iterations = 20, warmup = 3;
   const GOptionEntry entries[] = {
     { "batch", 0, 0, G_OPTION_ARG_STRING, &batch_text,
-      "batch sizes to time, e.g. 1,8,32 (default 1)", "LIST" },
+      "batch sizes to time (default 1,8,32)", "LIST" },
     { "size", 0, 0, G_OPTION_ARG_STRING, &size_text,
       "input S x S or HxW (default: the model's imgsz)", "S" },
     { "iterations", 0, 0, G_OPTION_ARG_INT, &iterations,
@@ -453,9 +468,10 @@ cmd_bench (int argc, char **argv)
   int status = CLI_EXIT_OK;
 
   cli_command_init (&command, "bench", "MODEL",
-                    "Times three scopes per batch size (median and p99 latency, "
+                    "Times four scopes per batch size (median and p99 latency, "
                     "images/s): A the network, B network and NMS, C 1080p "
-                    "NV12 frames in host memory to detections.", entries);
+                    "NV12 frames in host memory to detections, P their "
+                    "letterbox alone.", entries);
   if (!cli_command_parse (&command, &argc, &argv))
     {
       status = CLI_EXIT_USAGE;
@@ -467,7 +483,7 @@ cmd_bench (int argc, char **argv)
         : cli_usage_error (&command, "one MODEL only, got %d arguments", argc - 1);
       goto out;
     }
-  if (!cli_parse_int_list (batch_text ? batch_text : "1", FALSE, &batches,
+  if (!cli_parse_int_list (batch_text ? batch_text : "1,8,32", FALSE, &batches,
                            &n_batches))
     {
       status = cli_usage_error (&command, "--batch %s: give positive batch sizes, e.g. 1,8,32",

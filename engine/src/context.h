@@ -22,6 +22,13 @@ struct _SsfpnContext {
 
 void ssfpn_detect_state_free (SsfpnDetectState *state);
 
+/* The pre-processing of ssfpn_context_detect's host path alone: letterboxes
+ * @frames into the context's host input, with its thread count (for
+ * `ssfpn bench`). */
+gboolean ssfpn_context_letterbox_on_host (SsfpnContext *context,
+                                          const SsfpnFrame *frames,
+                                          int n_frames, GError **error);
+
 G_END_DECLS
 
 #endif /* SSFPN_CONTEXT_H */
