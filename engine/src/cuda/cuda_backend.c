@@ -517,9 +517,12 @@ capture (SsfpnPlan *plan, EnqueueFunc enqueue, const char *what,
   CUDA_CHECK (cudaStreamBeginCapture (plan->stream,
                                       cudaStreamCaptureModeThreadLocal));
   enqueued = enqueue (plan, &reason);
-  CUDA_CHECK (cudaStreamEndCapture (plan->stream, &graph));
+  /* Capture must end whatever happened; a failed enqueue already said why
+   * (and usually invalidated the capture, so ending it fails too). */
+  cudaError_t ended = cudaStreamEndCapture (plan->stream, &graph);
   if (!enqueued)
     goto fail;
+  CUDA_CHECK (ended);
   CUDA_CHECK (cudaGraphInstantiate (&run->exec, graph, 0));
   run->graph = graph;
   return;
@@ -642,12 +645,16 @@ cuda_plan_run (SsfpnPlan *plan, const float *input, float *output,
   CUDA_CHECK (cudaSetDevice (plan->device));
   memcpy (plan->input_host, input, plan->input_floats * sizeof (float));
   if (!launch (plan, &plan->run, enqueue_run, error))
-    return FALSE;
+    goto fail;
   CUDA_CHECK (cudaStreamSynchronize (plan->stream));
   memcpy (output, plan->output_host, plan->output_floats * sizeof (float));
   return TRUE;
 
 fail:
+  /* What was queued before the failure (the input upload) must finish
+   * before the next call writes the pinned buffers again. */
+  cudaStreamSynchronize (plan->stream);
+  (void) cudaGetLastError ();
   return FALSE;
 }
 
@@ -722,18 +729,21 @@ cuda_plan_run_resident (SsfpnPlan *plan, const SsfpnNmsOptions *nms,
     if (plan->use_graphs && plan->network.exec == NULL)
       capture (plan, enqueue_network, "network", &plan->network);
     if (!launch (plan, &plan->network, enqueue_network, error))
-      return FALSE;
+      goto fail;
   } else {
     if (!prepare_detect (plan, nms, plan->batch, nms->max_detections > 0 ? nms->max_detections : 300,
                          error))
-      return FALSE;
+      goto fail;
     if (!launch (plan, &plan->detect, enqueue_detect, error))
-      return FALSE;
+      goto fail;
   }
   CUDA_CHECK (cudaStreamSynchronize (plan->stream));
   return TRUE;
 
 fail:
+  /* Leaves the stream idle for the next call. */
+  cudaStreamSynchronize (plan->stream);
+  (void) cudaGetLastError ();
   return FALSE;
 }
 

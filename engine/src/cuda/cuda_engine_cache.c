@@ -160,7 +160,7 @@ parse_conv (CudaEngineCache *cache, const SsfpnGraph *graph, char **fields,
   gint64 op, tier, engine, n_knobs;
   CudaConvChoice choice = { 0 };
 
-  if (n_fields < 5 || !parse_int (fields[1], 0, cache->n_ops - 1, &op)
+  if (n_fields < 5 || !parse_int (fields[1], 0, (gint64) cache->n_ops - 1, &op)
       || !parse_int (fields[2], 0, CUDA_CONV_TIERS - 1, &tier)
       || !parse_int (fields[3], 0, G_MAXINT64, &engine)
       || !parse_int (fields[4], 0, CUDA_CONV_MAX_KNOBS, &n_knobs)
@@ -336,14 +336,28 @@ cuda_engine_cache_lookup (const CudaEngineCache *cache, guint op)
   return op < cache->n_ops && cache->present[op] ? &cache->choices[op] : NULL;
 }
 
+/* Field by field: the struct's padding and unused knob slots are not
+ * part of the choice, and a byte compare would see them. */
+static gboolean
+same_choice (const CudaConvChoice *a, const CudaConvChoice *b)
+{
+  if (a->tier != b->tier || a->engine_index != b->engine_index
+      || a->n_knobs != b->n_knobs)
+    return FALSE;
+  for (int i = 0; i < a->n_knobs; i++)
+    if (a->knob_types[i] != b->knob_types[i]
+        || a->knob_values[i] != b->knob_values[i])
+      return FALSE;
+  return TRUE;
+}
+
 void
 cuda_engine_cache_store (CudaEngineCache *cache, guint op,
                          const CudaConvChoice *choice)
 {
   if (op >= cache->n_ops)
     return;
-  if (cache->present[op]
-      && memcmp (&cache->choices[op], choice, sizeof *choice) == 0)
+  if (cache->present[op] && same_choice (&cache->choices[op], choice))
     return;
   cache->choices[op] = *choice;
   cache->present[op] = TRUE;
