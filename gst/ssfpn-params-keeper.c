@@ -140,10 +140,9 @@ kept_params (GstBuffer * buffer, gint roi_id)
   return NULL;
 }
 
-guint
+void
 ssfpn_params_keeper_restore (GstBuffer * buffer)
 {
-  guint restored = 0;
   gpointer state = NULL;
   GstMeta *meta;
   while ((meta = gst_buffer_iterate_meta_filtered (buffer, &state,
@@ -151,11 +150,8 @@ ssfpn_params_keeper_restore (GstBuffer * buffer)
     GstVideoRegionOfInterestMeta *roi = (GstVideoRegionOfInterestMeta *) meta;
     const GstStructure *params = kept_params (buffer, roi->id);
     if (params != NULL && gst_video_region_of_interest_meta_get_param (roi,
-            gst_structure_get_name (params)) == NULL) {
+            gst_structure_get_name (params)) == NULL)
       gst_video_region_of_interest_meta_add_param (roi,
           gst_structure_copy (params));
-      restored++;
-    }
   }
-  return restored;
 }

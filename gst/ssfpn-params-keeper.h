@@ -28,8 +28,8 @@ void ssfpn_params_keeper_attach (GstBuffer *buffer,
 
 /* Puts each structure of the buffer's keepers back on the region meta of
  * its id on the writable @buffer, where that region has no param of its
- * name; returns how many it put back. */
-guint ssfpn_params_keeper_restore (GstBuffer *buffer);
+ * name. */
+void ssfpn_params_keeper_restore (GstBuffer *buffer);
 
 G_END_DECLS
 

@@ -111,16 +111,15 @@ ssfpn_context_letterbox_on_host (SsfpnContext *context,
                                  const SsfpnFrame *frames, int n_frames,
                                  GError **error)
 {
-  SsfpnDetectState *state = detect_state_get (context, error);
-  if (state == NULL)
-    return FALSE;
   if (n_frames < 1 || n_frames > context->batch) {
     g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_ARGUMENT,
                  "letterboxing needs 1 to %d frames (the batch size), got %d",
                  context->batch, n_frames);
     return FALSE;
   }
-  return letterbox_frames (context, state, frames, n_frames, error);
+  SsfpnDetectState *state = detect_state_get (context, error);
+  return state != NULL
+      && letterbox_frames (context, state, frames, n_frames, error);
 }
 
 static gboolean

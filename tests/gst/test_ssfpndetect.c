@@ -1506,25 +1506,12 @@ detections_text (GstBuffer * buffer)
 typedef struct
 {
   GstElement *element;
+  GThread *thread;
   GMutex lock;
   GCond returned;
   gboolean done;
   GstStateChangeReturn result;
 } Starter;
-
-static void
-starter_init (Starter * starter)
-{
-  g_mutex_init (&starter->lock);
-  g_cond_init (&starter->returned);
-}
-
-static void
-starter_clear (Starter * starter)
-{
-  g_mutex_clear (&starter->lock);
-  g_cond_clear (&starter->returned);
-}
 
 static gpointer
 start_in_thread (gpointer data)
@@ -1540,6 +1527,38 @@ start_in_thread (gpointer data)
   return NULL;
 }
 
+static void
+starter_begin (Starter * starter, GstElement * element, const gchar * name)
+{
+  starter->element = element;
+  starter->done = FALSE;
+  g_mutex_init (&starter->lock);
+  g_cond_init (&starter->returned);
+  starter->thread = g_thread_new (name, start_in_thread, starter);
+}
+
+/* Whether the start returned within @seconds. */
+static gboolean
+starter_wait (Starter * starter, gint seconds)
+{
+  gint64 deadline = g_get_monotonic_time () + seconds * G_TIME_SPAN_SECOND;
+  g_mutex_lock (&starter->lock);
+  while (!starter->done && g_cond_wait_until (&starter->returned,
+          &starter->lock, deadline));
+  gboolean done = starter->done;
+  g_mutex_unlock (&starter->lock);
+  return done;
+}
+
+static GstStateChangeReturn
+starter_finish (Starter * starter)
+{
+  g_thread_join (starter->thread);
+  g_mutex_clear (&starter->lock);
+  g_cond_clear (&starter->returned);
+  return starter->result;
+}
+
 /* Elements of different model-instance-ids build their models and
  * contexts independently: while one is stuck opening its model file (a
  * FIFO no one writes to yet), an element of another id starts. */
@@ -1553,37 +1572,25 @@ GST_START_TEST (test_instance_ids_build_independently)
   Standalone stuck = standalone_new ();
   g_object_set (stuck.element, "model", fifo, "model-instance-id",
       "fifo-test", NULL);
-  Starter stuck_start = { .element = stuck.element };
-  starter_init (&stuck_start);
-  GThread *stuck_thread = g_thread_new ("stuck", start_in_thread,
-      &stuck_start);
+  Starter stuck_start, other_start;
+  starter_begin (&stuck_start, stuck.element, "stuck");
   g_usleep (300 * 1000);        /* it reaches the blocking open() */
 
   Standalone other = standalone_new ();
   g_object_set (other.element, "model", model_path, "model-instance-id",
       "other-test", NULL);
-  Starter other_start = { .element = other.element };
-  starter_init (&other_start);
-  GThread *other_thread = g_thread_new ("other", start_in_thread,
-      &other_start);
-  gint64 deadline = g_get_monotonic_time () + 60 * G_TIME_SPAN_SECOND;
-  g_mutex_lock (&other_start.lock);
-  while (!other_start.done && g_cond_wait_until (&other_start.returned,
-          &other_start.lock, deadline));
-  gboolean in_time = other_start.done;
-  g_mutex_unlock (&other_start.lock);
+  starter_begin (&other_start, other.element, "other");
+  gboolean in_time = starter_wait (&other_start, 60);
 
   /* Let the stuck one go: an empty file, so its start fails. */
   int writer = open (fifo, O_WRONLY);
   fail_unless (writer >= 0);
   close (writer);
-  g_thread_join (stuck_thread);
-  g_thread_join (other_thread);
+  GstStateChangeReturn stuck_result = starter_finish (&stuck_start);
+  GstStateChangeReturn other_result = starter_finish (&other_start);
   fail_unless (in_time, "an element of another id waited for a model load");
-  fail_unless_equals_int (other_start.result, GST_STATE_CHANGE_SUCCESS);
-  fail_unless_equals_int (stuck_start.result, GST_STATE_CHANGE_FAILURE);
-  starter_clear (&stuck_start);
-  starter_clear (&other_start);
+  fail_unless_equals_int (other_result, GST_STATE_CHANGE_SUCCESS);
+  fail_unless_equals_int (stuck_result, GST_STATE_CHANGE_FAILURE);
   fail_unless_equals_int (model_cache_users ("fifo-test"), 0);
 
   standalone_free (&stuck);
