@@ -490,6 +490,14 @@ cmd_bench (int argc, char **argv)
                                 batch_text);
       goto out;
     }
+  for (int i = 0; i < n_batches; i++)
+    if (batches[i] > SSFPN_MAX_BATCH)
+      {
+        status = cli_usage_error (&command, "--batch %d is more than the "
+                                  "engine takes (%d)", batches[i],
+                                  SSFPN_MAX_BATCH);
+        goto out;
+      }
   int height = 0, width = 0;
   if (size_text != NULL && !cli_parse_size (size_text, &height, &width))
     {

@@ -545,8 +545,9 @@ check_options (const CliCommand *command, const EvalOptions *opts, int argc,
                                       opts->max_det, NULL, NULL, NULL);
   if (status != 0)
     return status;
-  if (opts->batch < 1)
-    return cli_usage_error (command, "--batch %d is not positive", opts->batch);
+  if (opts->batch < 1 || opts->batch > SSFPN_MAX_BATCH)
+    return cli_usage_error (command, "--batch %d is not between 1 and %d",
+                            opts->batch, SSFPN_MAX_BATCH);
   if (opts->single_label && opts->class_agnostic)
     return cli_usage_error (command, "--single-label and --class-agnostic "
                             "exclude each other (--class-agnostic keeps each "

@@ -132,9 +132,10 @@ ssfpn_context_new (SsfpnModel *model, const SsfpnContextOptions *options,
     options = &defaults;
   }
 
-  if (options->batch < 1 || options->batch > 4096) {
+  if (options->batch < 1 || options->batch > SSFPN_MAX_BATCH) {
     g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_ARGUMENT,
-                 "batch size %d is out of range (1 to 4096)", options->batch);
+                 "batch size %d is out of range (1 to %d)", options->batch,
+                 SSFPN_MAX_BATCH);
     return NULL;
   }
   height = options->height > 0 ? options->height : model->imgsz[0];

@@ -98,10 +98,13 @@ typedef enum {
   SSFPN_PRECISION_FP16,
 } SsfpnPrecision;
 
+/* The largest batch a context takes. */
+#define SSFPN_MAX_BATCH 4096
+
 typedef struct {
   const char *device;       /* "auto", "cpu", "cuda", "cuda:N"; NULL = auto */
   SsfpnPrecision precision;
-  int batch;                /* >= 1 */
+  int batch;                /* 1 to SSFPN_MAX_BATCH */
   int height, width;        /* 0 = the model's imgsz; else multiples of the max stride */
   int threads;              /* CPU threads; 0 = all cores */
 } SsfpnContextOptions;
