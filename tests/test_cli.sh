@@ -306,5 +306,83 @@ if grep -q "a-fine" "$work/err"; then
   fail "eval --batch 2 blames the fine image: $(cat "$work/err")"
 else pass; fi
 
+
+# ---- limits, odd names and failed writes --------------------------------
+
+expect 0 "eval --max-det 2147483647" -- "$SSFPN" eval "$model" "$work/set" --max-det 2147483647 --json
+expect 2 "bench --iterations 2000000" -- "$SSFPN" bench "$model" --iterations 2000000
+stderr_has "at most 1000000" "bench --iterations 2000000"
+expect 2 "detect --classes beyond the model" -- "$SSFPN" detect "$model" "$work/set/images/ssfpn-128.png" --classes 0,99
+stderr_has "--classes: 99 is not a class of this model" "detect --classes 0,99"
+expect 2 "run --classes beyond the model" -- "$SSFPN" run "$model" --input "$case_name.input.npy" --output "$work/c.npy" --classes 99
+stderr_has "--classes: 99 is not a class" "run --classes 99"
+
+# A batch the engine cannot take is blamed on the file (a sparse file: only
+# the shape matters).
+"$PYTHON" - "$work/big.npy" <<'EOF'
+import sys
+text = "{'descr': '<f4', 'fortran_order': False, 'shape': (4097, 3, 32, 32), }"
+text += " " * (63 - (10 + len(text)) % 64) + "\n"
+with open(sys.argv[1], "wb") as f:
+    f.write(b"\x93NUMPY\x01\x00" + len(text).to_bytes(2, "little") + text.encode())
+    f.truncate(f.tell() + 4097 * 3 * 32 * 32 * 4)
+EOF
+expect 1 "run on a batch of 4097" -- "$SSFPN" run "$model" --input "$work/big.npy" --output "$work/big-out.npy"
+stderr_has "big.npy: shape (4097, 3, 32, 32): a batch of 4097 is more than the engine takes (4096)" "run on a batch of 4097"
+rm -f "$work/big.npy"
+
+# "--" ends the options, also before a name that starts with '-'.
+cp "$model" "$work/-m.safetensors"
+expect 0 "info -- -m.safetensors" -- sh -c 'cd "$1" && "$2" info -- -m.safetensors' sh "$work" "$SSFPN"
+
+# File names that are not UTF-8 still give valid JSON.
+bad=$(printf 'bad\377.png')
+cp "$work/set/images/ssfpn-128.png" "$work/$bad"
+expect 0 "detect on a non-UTF-8 name" -- "$SSFPN" detect "$model" "$work/$bad" && {
+  "$PYTHON" -c 'import json,sys; d=json.loads(sys.stdin.buffer.read().decode("utf-8")); assert d["image"].endswith("bad\ufffd.png"), d["image"]' <"$work/out" \
+    && pass || fail "detect on a non-UTF-8 name: not UTF-8 JSON: $(head -c 200 "$work/out")"
+}
+
+# Labels must be normalised; a folder named like an image is skipped.
+mkdir -p "$work/pixels/images/folder.png" "$work/pixels/labels"
+cp "$work/set/images/ssfpn-128.png" "$work/pixels/images/a.png"
+echo "0 0.5 0.5 0.2 0.2" >"$work/pixels/labels/a.txt"
+expect 0 "eval skips a folder named folder.png" -- "$SSFPN" eval "$model" "$work/pixels" --json && {
+  "$PYTHON" -c 'import json,sys; assert json.load(sys.stdin)["images"] == 1' <"$work/out" \
+    && pass || fail "eval counted the folder: $(head -c 300 "$work/out")"
+}
+echo "0 64 48 20 20" >"$work/pixels/labels/a.txt"
+expect 1 "eval on labels in pixels" -- "$SSFPN" eval "$model" "$work/pixels"
+stderr_has "a.txt:1: cx 64 is not normalised to [0, 1]" "eval on labels in pixels"
+
+if [ -w /dev/full ]; then
+  # Output that cannot be written is an error, whatever writes it.
+  for cmd in "info $model" "info $model --json" \
+             "detect $model $work/set/images/ssfpn-128.png" \
+             "eval $model $work/set --json" \
+             "eval $model $work/set --dump-predictions /dev/full"; do
+    # shellcheck disable=SC2086 # each entry is a command line
+    "$SSFPN" $cmd >/dev/full 2>"$work/err"
+    rc=$?
+    if [ "$rc" -eq 1 ] && [ "$(wc -l <"$work/err")" -eq 1 ] \
+        && grep -q "No space left on device" "$work/err"; then
+      pass
+    else
+      fail "$cmd to a full disk: exit $rc, $(head -c 300 "$work/err")"
+    fi
+  done
+  "$SSFPN" run "$model" --input "$case_name.input.npy" --output "$work/d.npy" \
+    --detections - >/dev/full 2>"$work/err"
+  rc=$?
+  if [ "$rc" -eq 1 ] && grep -q "stdout: cannot write: No space left on device" "$work/err"; then
+    pass
+  else
+    fail "run --detections - to a full disk: exit $rc, $(cat "$work/err")"
+  fi
+  # A failed write removes a half-written file, not the device it named.
+  ln -s /dev/full "$work/full.npy"
+  expect 1 "run --output to a full device" -- "$SSFPN" run "$model" --input "$case_name.input.npy" --output "$work/full.npy"
+  [ -L "$work/full.npy" ] && pass || fail "run --output removed the link to /dev/full"
+fi
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -72,6 +72,11 @@ int cli_check_nms_options (const CliCommand *command, double conf, double iou,
                            int max_det, const char *classes_text,
                            int **classes, int *n_classes);
 
+/* Checks that each of @classes is one of @model's class ids. Returns 0, or
+ * the exit status of the usage error it printed. */
+int cli_check_classes (const CliCommand *command, const SsfpnModel *model,
+                       const int *classes, int n_classes);
+
 /* "1,8,32": a comma-separated list of positive integers (or zero when
  * @allow_zero); free @values with g_free. */
 gboolean cli_parse_int_list (const char *text, gboolean allow_zero,

@@ -85,6 +85,16 @@ cli_command_parse (CliCommand *command, int *argc, char ***argv)
       cli_usage_error (command, "%s", error->message);
       return FALSE;
     }
+  /* GLib keeps the "--" that ends the options when an argument after it
+   * starts with '-' ("info -- -m.safetensors"); it is no argument. */
+  for (int i = 1; i < *argc; i++)
+    if (strcmp ((*argv)[i], "--") == 0)
+      {
+        memmove (&(*argv)[i], &(*argv)[i + 1],
+                 (gsize) (*argc - i) * sizeof (char *));
+        (*argc)--;
+        break;
+      }
 
   CliCommonOptions *common = &command->common;
   if (common->device == NULL)
@@ -205,8 +215,12 @@ cli_parse_int_list (const char *text, gboolean allow_zero, int **values,
 }
 
 static void
-append_json_string (GString *out, const char *text)
+append_json_string (GString *out, const char *raw)
 {
+  /* JSON is UTF-8: a file name that is not gets U+FFFD for each bad byte. */
+  g_autofree char *valid = g_utf8_validate (raw, -1, NULL) ? NULL
+    : g_utf8_make_valid (raw, -1);
+  const char *text = valid ? valid : raw;
   g_string_append_c (out, '"');
   for (const char *c = text; *c; c++)
     {
@@ -407,5 +421,17 @@ cli_check_nms_options (const CliCommand *command, double conf, double iou,
       && !cli_parse_int_list (classes_text, TRUE, classes, n_classes))
     return cli_usage_error (command, "--classes %s is not a list such as 0,2",
                             classes_text);
+  return 0;
+}
+
+int
+cli_check_classes (const CliCommand *command, const SsfpnModel *model,
+                   const int *classes, int n_classes)
+{
+  const int nc = ssfpn_model_num_classes (model);
+  for (int i = 0; i < n_classes; i++)
+    if (classes[i] >= nc)
+      return cli_usage_error (command, "--classes: %d is not a class of this "
+                              "model (ids 0 to %d)", classes[i], nc - 1);
   return 0;
 }

@@ -22,6 +22,7 @@
 #define FRAME_WIDTH 1920
 #define FRAME_HEIGHT 1080
 #define MAX_DETECTIONS 300
+#define MAX_ITERATIONS 1000000
 
 enum { SCOPE_A, SCOPE_B, SCOPE_C, SCOPE_P, N_SCOPES };
 
@@ -504,11 +505,16 @@ cmd_bench (int argc, char **argv)
       status = cli_usage_error (&command, "--size %s is not S or HxW", size_text);
       goto out;
     }
-  if (iterations < 1 || warmup < 0)
+  /* A million timed runs is days of the smallest network: more is a typo,
+   * and each run's time is kept. */
+  if (iterations < 1 || iterations > MAX_ITERATIONS || warmup < 0
+      || warmup > MAX_ITERATIONS)
     {
       status = cli_usage_error (&command, iterations < 1
                                 ? "--iterations must be at least 1"
-                                : "--warmup must not be negative");
+                                : warmup < 0 ? "--warmup must not be negative"
+                                : "--iterations and --warmup take at most "
+                                G_STRINGIFY (MAX_ITERATIONS));
       goto out;
     }
 

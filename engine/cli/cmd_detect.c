@@ -163,6 +163,9 @@ cmd_detect (int argc, char **argv)
       status = cli_fail (error);
       goto out;
     }
+  if ((status = cli_check_classes (&command, model, opts.classes,
+                                   opts.n_classes)) != 0)
+    goto out;
   if (opts.size_text == NULL)
     ssfpn_model_input_size (model, &height, &width);
   int stride = ssfpn_model_max_stride (model);

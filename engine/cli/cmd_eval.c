@@ -81,8 +81,12 @@ list_images (const char *dataset, GError **error)
   GPtrArray *names = g_ptr_array_new_with_free_func (g_free);
   const char *name;
   while ((name = g_dir_read_name (dir)) != NULL)
-    if (is_image_name (name))
-      g_ptr_array_add (names, g_strdup (name));
+    {
+      /* A folder named like an image is one of the other files. */
+      g_autofree char *path = g_build_filename (folder, name, NULL);
+      if (is_image_name (name) && !g_file_test (path, G_FILE_TEST_IS_DIR))
+        g_ptr_array_add (names, g_strdup (name));
+    }
   if (names->len == 0)
     {
       g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_IO,
@@ -162,13 +166,18 @@ read_labels (const char *dataset, EvalImage *image, int n_classes,
                        "(0..%d)", path, n + 1, v[0], n_classes, n_classes - 1);
           return FALSE;
         }
-      if (v[3] < 0 || v[4] < 0)
-        {
-          g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_FORMAT,
-                       "%s:%d: negative box size %g x %g", path, n + 1, v[3],
-                       v[4]);
-          return FALSE;
-        }
+      /* YOLOv5 refuses such a file too: a box in pixels, not normalised,
+       * would otherwise be evaluated as a box far outside the image. */
+      static const char *const field_names[5] = { "class", "cx", "cy", "w",
+                                                  "h" };
+      for (int k = 1; k < 5; k++)
+        if (!(v[k] >= 0 && v[k] <= 1))
+          {
+            g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_FORMAT,
+                         "%s:%d: %s %g is not normalised to [0, 1]", path,
+                         n + 1, field_names[k], v[k]);
+            return FALSE;
+          }
       CocoGroundTruth gt = {
         .x = (v[1] - v[3] / 2) * image->width,
         .y = (v[2] - v[4] / 2) * image->height,
@@ -329,13 +338,18 @@ write_json_file (const char *path, JsonNode *node, GError **error)
       return FALSE;
     }
   cli_print_json (file, node);
+  /* A write that failed before the last one leaves only the error flag. */
+  gboolean ok = !ferror (file);
+  int saved = errno;
   if (fclose (file) != 0)
     {
-      g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_IO, "cannot write %s: %s",
-                   path, g_strerror (errno));
-      return FALSE;
+      ok = FALSE;
+      saved = errno;
     }
-  return TRUE;
+  if (!ok)
+    g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_IO, "cannot write %s: %s",
+                 path, g_strerror (saved));
+  return ok;
 }
 
 /* COCO results: image ids are 1-based positions in name order, category
@@ -672,14 +686,26 @@ cmd_eval (int argc, char **argv)
   nms.multi_label = !opts.single_label && !opts.class_agnostic;
   nms.agnostic = opts.class_agnostic;
   const int batch = context_options.batch;
-  results = g_new (SsfpnDetection, (gsize) batch * opts.max_det);
-  counts = g_new0 (int, batch);
   const int n_classes = ssfpn_model_num_classes (model);
+  /* NMS keeps no more than the output's rows, once per class when
+   * multi-label: a larger --max-det needs no more room. */
+  const gint64 most_kept = (gint64) ssfpn_context_output_rows (context)
+    * (nms.multi_label ? n_classes : 1);
+  const int capacity = (int) MAX (1, MIN (opts.max_det, most_kept));
+  results = g_try_new (SsfpnDetection, (gsize) batch * capacity);
+  if (results == NULL)
+    {
+      status = cli_fail (g_error_new (SSFPN_ERROR, SSFPN_ERROR_RUNTIME,
+                                      "cannot allocate room for %d detections "
+                                      "of %d images", capacity, batch));
+      goto out;
+    }
+  counts = g_new0 (int, batch);
 
   double start = cli_now ();
   for (int i = 0; i < n_images; i += batch)
     if (!evaluate_batch (context, &nms, dataset, n_classes, images + i,
-                         MIN (batch, n_images - i), results, opts.max_det,
+                         MIN (batch, n_images - i), results, capacity,
                          counts, &error))
       {
         status = cli_fail (error);

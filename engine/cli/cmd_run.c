@@ -56,6 +56,14 @@ check_input (const NpyArray *input, const char *path, int stride,
                    "%s: shape %s is too large", path, shape);
       return FALSE;
     }
+  if (input->shape[0] > SSFPN_MAX_BATCH)
+    {
+      g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_ARGUMENT,
+                   "%s: shape %s: a batch of %" G_GINT64_FORMAT " is more "
+                   "than the engine takes (%d)", path, shape, input->shape[0],
+                   SSFPN_MAX_BATCH);
+      return FALSE;
+    }
   if (input->shape[2] % stride != 0 || input->shape[3] % stride != 0)
     {
       g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_ARGUMENT,
@@ -107,18 +115,20 @@ write_detections (const RunOptions *opts, const SsfpnModel *model,
       json_node_unref (line);
     }
 
+  /* errno is kept from the call that failed: a failed fwrite leaves only
+   * the error flag, a failed flush or close its own errno. */
   gboolean ok = !ferror (stream);
-  int saved = errno;
-  if (to_stdout)
-    ok = fflush (stream) == 0 && ok;
-  else if (fclose (stream) != 0)
+  int saved = ok ? 0 : errno;
+  if ((to_stdout ? fflush (stream) : fclose (stream)) != 0)
     {
+      if (ok)
+        saved = errno;
       ok = FALSE;
-      saved = errno;
     }
   if (!ok)
     g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_IO, "%s: cannot write: %s",
-                 opts->detections, g_strerror (saved));
+                 to_stdout ? "stdout" : opts->detections,
+                 saved ? g_strerror (saved) : "an earlier write failed");
   return ok;
 }
 
@@ -238,7 +248,11 @@ cmd_run (int argc, char **argv)
       goto out;
     }
   model = cli_open_model (argv[1], &error);
-  if (model == NULL || !run_batch (&command, &opts, model, input, &error))
+  if (model == NULL)
+    status = cli_fail (error);
+  else if ((status = cli_check_classes (&command, model, opts.classes,
+                                        opts.n_classes)) == 0
+           && !run_batch (&command, &opts, model, input, &error))
     status = cli_fail (error);
 
 out:

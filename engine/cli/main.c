@@ -2,6 +2,7 @@
  * file per subcommand. */
 #include "buildconfig.h"
 
+#include <errno.h>
 #include <locale.h>
 #include <string.h>
 
@@ -43,6 +44,21 @@ print_usage (FILE *stream)
            "'ssfpn COMMAND --help' describes each command.\n");
 }
 
+/* Output that could not be written (a full disk, a closed pipe) is a
+ * failure, not a silent success. */
+static int
+finish_stdout (void)
+{
+  int saved = ferror (stdout) ? errno : 0;
+  if (fflush (stdout) != 0 && saved == 0)
+    saved = errno;
+  if (!ferror (stdout))
+    return CLI_EXIT_OK;
+  fprintf (stderr, "ssfpn: cannot write to stdout: %s\n",
+           saved ? g_strerror (saved) : "an earlier write failed");
+  return CLI_EXIT_FAILURE;
+}
+
 int
 main (int argc, char **argv)
 {
@@ -78,7 +94,8 @@ main (int argc, char **argv)
           return CLI_EXIT_FAILURE;
         }
       /* The subcommand sees its own name as argv[0]. */
-      return subcommands[i].main (argc - 1, argv + 1);
+      int status = subcommands[i].main (argc - 1, argv + 1);
+      return status == CLI_EXIT_OK ? finish_stdout () : status;
     }
 
   fprintf (stderr, "ssfpn: unknown command '%s' (see 'ssfpn --help')\n", name);

@@ -645,6 +645,11 @@ npy_write (const char *path, int rank, const gint64 *shape, const float *data,
       return FALSE;
     }
 
+  /* A half-written file is removed, but not the name of a device or pipe
+   * (/dev/stdout, a link to one) that was written to. */
+  struct stat status;
+  const gboolean regular = fstat (fileno (file), &status) == 0
+    && S_ISREG (status.st_mode);
   GString *header = build_header (rank, shape);
   gboolean ok = fwrite (header->str, 1, header->len, file) == header->len;
   g_string_free (header, TRUE);
@@ -669,7 +674,8 @@ npy_write (const char *path, int rank, const gint64 *shape, const float *data,
     {
       g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_IO, "%s: cannot write: %s",
                    path, g_strerror (saved));
-      remove (path);
+      if (regular)
+        remove (path);
     }
   return ok;
 }
