@@ -482,6 +482,27 @@ static void m_json_deep (FakeFile *f)
   g_free (f->header_json);
   f->header_json = repeat_char ('[', 200000);
 }
+/* json-glib reads past the closing quote after a lone high surrogate, so a
+ * depth count that trusted its quoting would miss the brackets. */
+static void m_json_lone_surrogate (FakeFile *f)
+{
+  char *deep = repeat_char ('[', 300000);
+
+  g_free (f->header_json);
+  f->header_json = g_strconcat ("[\"\\ud800\"A\",", deep, NULL);
+  g_free (deep);
+}
+static void m_json_nul_escape (FakeFile *f) { fake_meta_raw (f, "ssfpn.format", "\"1\\u0000garbage\""); }
+static void m_json_too_many_values (FakeFile *f)
+{
+  GString *text = g_string_new ("[");
+
+  for (int i = 0; i <= 2000000; i++)
+    g_string_append (text, "0,");
+  g_string_append (text, "0]");
+  g_free (f->header_json);
+  f->header_json = g_string_free (text, FALSE);
+}
 static void m_entry_string (FakeFile *f) { fake_set_field (&fake_find (f, "model.0.bn.bias")->entry_json, "\"hello\""); }
 static void m_dtype_missing (FakeFile *f) { fake_set_field (&fake_find (f, "model.0.bn.bias")->dtype_json, NULL); }
 static void m_dtype_number (FakeFile *f) { fake_set_field (&fake_find (f, "model.0.bn.bias")->dtype_json, "32"); }
@@ -501,6 +522,7 @@ static void m_offsets_one (FakeFile *f) { fake_set_field (&fake_find (f, "model.
 static void m_offsets_object (FakeFile *f) { fake_set_field (&fake_find (f, "model.0.bn.bias")->offsets_json, "{\"begin\": 0}"); }
 static void m_offsets_fraction (FakeFile *f) { fake_set_field (&fake_find (f, "model.0.bn.bias")->offsets_json, "[0.5, 32]"); }
 static void m_offsets_negative (FakeFile *f) { fake_set_field (&fake_find (f, "model.0.bn.bias")->offsets_json, "[-4, 28]"); }
+static void m_offsets_huge (FakeFile *f) { fake_set_field (&fake_find (f, "model.0.bn.bias")->offsets_json, "[0, 9223372036854775808]"); }
 static void m_offsets_reversed (FakeFile *f) { fake_set_field (&fake_find (f, "model.0.bn.bias")->offsets_json, "[40, 8]"); }
 static void m_offsets_outside (FakeFile *f) { fake_set_field (&fake_find (f, "model.0.bn.bias")->offsets_json, "[0, 99999999]"); }
 static void m_data_truncated (FakeFile *f) { f->truncate_by = 4; }
@@ -548,6 +570,72 @@ static void c_unknown_module (FakeFile *f)
              "\"anchors\": [[10, 13, 16, 30]], "
              "\"backbone\": [[-1, 1, \"Conv9\", [8, 3, 2]]], "
              "\"head\": [[[0], 1, \"Detect\", [\"nc\", \"anchors\"]]]}");
+}
+static void c_duplicate_key (FakeFile *f)
+{
+  fake_meta (f, "ssfpn.config",
+             "{\"nc\": 2, \"depth_multiple\": 1.0, \"width_multiple\": 1.0, "
+             "\"anchors\": [[10, 13, 16, 30]], "
+             "\"backbone\": [[-1, 1, \"Conv\", [8, 3, 2]]], "
+             "\"head\": [[[0], 1, \"Detect\", [\"nc\", \"anchors\"]]], "
+             "\"nc\": 3}");
+}
+/* 759 bytes that would build a million Upsample copies. */
+static void c_repeats_scaled (FakeFile *f)
+{
+  fake_meta (f, "ssfpn.config",
+             "{\"nc\": 2, \"depth_multiple\": 1000, \"width_multiple\": 1.0, "
+             "\"anchors\": [[10, 13, 16, 30]], "
+             "\"backbone\": [[-1, 1, \"Conv\", [8, 3, 2]], "
+             "[-1, 1024, \"nn.Upsample\", [\"None\", 1, \"nearest\"]]], "
+             "\"head\": [[[0], 1, \"Detect\", [\"nc\", \"anchors\"]]]}");
+}
+static void c_repeats_total (FakeFile *f)
+{
+  GString *config = g_string_new (
+      "{\"nc\": 2, \"depth_multiple\": 1.0, \"width_multiple\": 1.0, "
+      "\"anchors\": [[10, 13, 16, 30]], "
+      "\"backbone\": [[-1, 1, \"Conv\", [8, 3, 2]]");
+
+  for (int i = 0; i < 17; i++)
+    g_string_append (config, ", [-1, 1024, \"nn.Upsample\", [\"None\", 1, "
+                     "\"nearest\"]]");
+  g_string_append (config, "], \"head\": [[[0], 1, \"Detect\", [\"nc\", "
+                   "\"anchors\"]]]}");
+  fake_meta (f, "ssfpn.config", config->str);
+  g_string_free (config, TRUE);
+}
+/* A 3x3 kernel of stride 2 over a 2x2 map without padding: PyTorch
+ * refuses it; C division would make it 1x1. */
+static void c_kernel_over_input (FakeFile *f)
+{
+  fake_meta (f, "ssfpn.config",
+             "{\"nc\": 2, \"depth_multiple\": 1.0, \"width_multiple\": 1.0, "
+             "\"anchors\": [[10, 13, 16, 30]], "
+             "\"backbone\": [[-1, 1, \"Conv\", [8, 3, 2]], "
+             "[-1, 1, \"Conv\", [8, 15, 1, 0]], [-1, 1, \"Conv\", [8, 3, 2, 0]]], "
+             "\"head\": [[[0], 1, \"Detect\", [\"nc\", \"anchors\"]]]}");
+  fake_add (f, "model.1.conv.weight", "[8, 8, 15, 15]", 8 * 8 * 225, 0.0f,
+            0.001f);
+  fake_add (f, "model.2.conv.weight", "[8, 8, 3, 3]", 8 * 8 * 9, 0.0f, 0.01f);
+  for (int layer = 1; layer <= 2; layer++)
+    {
+      static const char *parts[] = { "weight", "bias", "running_mean",
+                                     "running_var" };
+      for (guint k = 0; k < G_N_ELEMENTS (parts); k++)
+        {
+          char *name = g_strdup_printf ("model.%d.bn.%s", layer, parts[k]);
+          fake_add (f, name, "[8]", 8, 0.5f, 0.0f);
+          g_free (name);
+        }
+    }
+  fake_remove (f, "model.1.m.0.weight");
+  fake_remove (f, "model.1.m.0.bias");
+  fake_remove (f, "model.1.anchors");
+  fake_add (f, "model.3.m.0.weight", "[14, 8, 1, 1]", 14 * 8, -0.25f,
+            0.03125f);
+  fake_add (f, "model.3.m.0.bias", "[14]", 14, -0.5f, 0.0625f);
+  fake_add (f, "model.3.anchors", "[1, 2, 2]", 4, 1.0f, 1.0f);
 }
 static void c_from_out_of_range (FakeFile *f)
 {
@@ -620,8 +708,11 @@ static const DefectRow defects[] = {
   { "JSON with single quotes", m_json_single_quotes, CONTAINER, SSFPN_ERROR_FORMAT, { "does not parse" } },
   { "JSON not UTF-8", m_json_not_utf8, CONTAINER, SSFPN_ERROR_FORMAT, { "does not parse" } },
   { "JSON not an object", m_json_array, CONTAINER, SSFPN_ERROR_FORMAT, { "not an object" } },
-  { "JSON empty", m_json_empty, CONTAINER, SSFPN_ERROR_FORMAT, { "header JSON" } },
+  { "JSON empty", m_json_empty, CONTAINER, SSFPN_ERROR_FORMAT, { "header: JSON does not parse", "empty" } },
   { "JSON nested 200000 deep", m_json_deep, CONTAINER, SSFPN_ERROR_FORMAT, { "nested deeper" } },
+  { "JSON lone surrogate, then deep", m_json_lone_surrogate, CONTAINER, SSFPN_ERROR_FORMAT, { "header: JSON does not parse", "high UTF-16 surrogate" } },
+  { "JSON \\u0000 in a value", m_json_nul_escape, CONTAINER, SSFPN_ERROR_FORMAT, { "does not parse", "\\u0000" } },
+  { "JSON of 2000002 values", m_json_too_many_values, CONTAINER, SSFPN_ERROR_FORMAT, { "more than 2000000 values" } },
   { "entry not an object", m_entry_string, CONTAINER, SSFPN_ERROR_FORMAT, { "\"model.0.bn.bias\"", "not a JSON object" } },
   { "dtype missing", m_dtype_missing, CONTAINER, SSFPN_ERROR_FORMAT, { "\"model.0.bn.bias\"", "\"dtype\" is missing" } },
   { "dtype not a string", m_dtype_number, CONTAINER, SSFPN_ERROR_FORMAT, { "\"dtype\" is not a string" } },
@@ -630,7 +721,7 @@ static const DefectRow defects[] = {
   { "unknown dtype f32", m_dtype_lowercase, CONTAINER, SSFPN_ERROR_FORMAT, { "unknown dtype \"f32\"" } },
   { "shape missing", m_shape_missing, CONTAINER, SSFPN_ERROR_FORMAT, { "\"shape\" is missing" } },
   { "shape not an array", m_shape_number, CONTAINER, SSFPN_ERROR_FORMAT, { "\"shape\" is not an array" } },
-  { "negative dimension", m_shape_negative, CONTAINER, SSFPN_ERROR_FORMAT, { "\"model.0.conv.weight\"", "shape[1] is negative (-3)" } },
+  { "negative dimension", m_shape_negative, CONTAINER, SSFPN_ERROR_FORMAT, { "\"model.0.conv.weight\"", "shape[1] is negative or not below 2^63" } },
   { "fractional dimension", m_shape_fraction, CONTAINER, SSFPN_ERROR_FORMAT, { "shape[3] is not an integer" } },
   { "string dimension", m_shape_string, CONTAINER, SSFPN_ERROR_FORMAT, { "shape[0] is not an integer" } },
   { "rank 9", m_shape_rank9, CONTAINER, SSFPN_ERROR_FORMAT, { "rank 9" } },
@@ -641,6 +732,7 @@ static const DefectRow defects[] = {
   { "data_offsets an object", m_offsets_object, CONTAINER, SSFPN_ERROR_FORMAT, { "\"data_offsets\" is not an array of two integers" } },
   { "data_offsets fractional", m_offsets_fraction, CONTAINER, SSFPN_ERROR_FORMAT, { "data_offsets[0] is not an integer" } },
   { "data_offsets negative", m_offsets_negative, CONTAINER, SSFPN_ERROR_FORMAT, { "data_offsets[0] is negative" } },
+  { "data_offsets past 2^63", m_offsets_huge, CONTAINER, SSFPN_ERROR_FORMAT, { "data_offsets[1] is negative or not below 2^63" } },
   { "data_offsets begin after end", m_offsets_reversed, CONTAINER, SSFPN_ERROR_FORMAT, { "begin 40 is after end 8" } },
   { "data_offsets outside the data area", m_offsets_outside, CONTAINER, SSFPN_ERROR_FORMAT, { "\"model.0.bn.bias\"", "outside the data area" } },
   { "data area truncated", m_data_truncated, CONTAINER, SSFPN_ERROR_FORMAT, { "\"model.1.anchors\"", "outside the data area" } },
@@ -671,6 +763,10 @@ static const DefectRow defects[] = {
   { "config not an object", c_not_object, MODEL, SSFPN_ERROR_FORMAT, { "ssfpn.config" } },
   { "config nested 200000 deep", c_deep, MODEL, SSFPN_ERROR_FORMAT, { "ssfpn.config" } },
   { "unknown module", c_unknown_module, MODEL, SSFPN_ERROR_CONFIG, { "Conv9" } },
+  { "config with a duplicate key", c_duplicate_key, MODEL, SSFPN_ERROR_FORMAT, { "ssfpn.config: duplicate key \"nc\"" } },
+  { "repeats past 1024 after depth_multiple", c_repeats_scaled, MODEL, SSFPN_ERROR_CONFIG, { "layer 1", "1024000 repeats; at most 1024" } },
+  { "repeats past 16384 in all", c_repeats_total, MODEL, SSFPN_ERROR_CONFIG, { "layer 16", "16385 times in all; at most 16384" } },
+  { "kernel larger than the padded input", c_kernel_over_input, MODEL, SSFPN_ERROR_CONFIG, { "layer 2", "empty" } },
   { "from out of range", c_from_out_of_range, MODEL, SSFPN_ERROR_CONFIG, { "layer 1" } },
   { "nc missing", c_missing_nc, MODEL, SSFPN_ERROR_CONFIG, { "nc" } },
   { "Conv args not numbers", c_bad_args, MODEL, SSFPN_ERROR_CONFIG, { "layer 0" } },
@@ -892,6 +988,12 @@ test_valid_variants (void)
   f = fake_tiny_model ();
   fake_meta (f, "ssfpn.bn_eps", "0.0001");
   check_opens ("valid, with ssfpn.bn_eps", f);
+
+  /* What json.dumps writes for a float tensor's tolist(). */
+  f = fake_tiny_model ();
+  fake_meta (f, "ssfpn.stride", "[2.0]");
+  fake_meta (f, "ssfpn.imgsz", "[32.0, 32.0]");
+  check_opens ("valid, stride and imgsz as whole floats", f);
 }
 
 /* The container alone: lookups, metadata, empty and unaligned tensors,

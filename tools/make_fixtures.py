@@ -104,6 +104,17 @@ def contract_config():
     return cfg
 
 
+def contract4_config():
+    """Baseline whose stem is a Contract of gain 4 (16x the channels at a
+    quarter of the size) and a stride-1 Conv, so the levels keep strides
+    8, 16 and 32."""
+    cfg = from_models('yolov5n', 4, 0.03125)
+    bb = cfg['backbone']
+    bb[0] = [-1, 1, 'Contract', [4]]
+    bb[1] = [-1, 1, 'Conv', [128, 3, 1]]
+    return cfg
+
+
 # name: (config, input (N, H, W), weight dtype, bn_eps, what it covers)
 CASES = {
     'baseline': (lambda: from_models('yolov5n', 4, 0.0625), (1, 128, 128), 'F32', None,
@@ -130,6 +141,8 @@ CASES = {
              'baseline, every tensor stored as BF16'),
     'contract': (contract_config, (1, 64, 64), 'F32', None,
                  'Contract stem, repeated Conv (model.2.0/.1), standalone Bottleneck'),
+    'contract4': (contract4_config, (1, 64, 64), 'F32', None,
+                  'Contract of gain 4 as the stem'),
     'bneps': (lambda: from_models('yolov5n', 4, 0.03125), (1, 64, 64), 'F32', 1e-5,
               'ssfpn.bn_eps = 1e-05 in the metadata'),
     'ssfpn-p2': (lambda: from_models('yolov5n-ssfpn-p2', 3, 0.03125), (1, 64, 64), 'F32',

@@ -11,14 +11,18 @@
 #include <stdarg.h>
 #include <string.h>
 
+#include "json_text.h"
 #include "safetensors.h"
 #include "ssfpn/ssfpn.h"
 
 /* Larger values cannot be a real network and would overflow sizes later. */
 #define MAX_CHANNELS (1 << 20)
 #define MAX_REPEATS 1024
+/* yolov5x repeats its modules 45 times in all. */
+#define MAX_TOTAL_REPEATS 16384
 #define MAX_KERNEL 64
 #define MAX_FACTOR 64
+#define MAX_CONTRACT_GAIN 16
 
 typedef struct {
   const char *source;
@@ -804,10 +808,9 @@ resolve_reorder (const Parser *p, SsfpnLayerConfig *layer, JsonArray *args,
     }
   else
     {
-      /* The CONTRACT op implements YOLOv5's default gain only. */
       if (!check_arg_count (p, layer, args, 0, 1, "[gain=2]", error)
-          || !arg_int (p, layer, args, 0, "gain", 2, 2, 2, &layer->factor,
-                       error))
+          || !arg_int (p, layer, args, 0, "gain", 2, 1, MAX_CONTRACT_GAIN,
+                       &layer->factor, error))
         return FALSE;
     }
   layer->c2 = layer->c1 * layer->factor * layer->factor;
@@ -1138,8 +1141,15 @@ parse_layer (Parser *p, SsfpnLayerConfig *layer, JsonNode *node, GError **error)
       g_free (found);
       return FALSE;
     }
-  layer->repeats = n > 1 ? MAX ((int) ssfpn_config_python_round (n * p->gd), 1)
-                         : (int) n;
+  /* The count after depth_multiple is what gets built. */
+  double scaled = n > 1 ? MAX (ssfpn_config_python_round (n * p->gd), 1) : n;
+  if (scaled > MAX_REPEATS)
+    {
+      layer_error (error, p, layer, "number %d x depth_multiple %g is %.0f "
+                   "repeats; at most %d", (int) n, p->gd, scaled, MAX_REPEATS);
+      return FALSE;
+    }
+  layer->repeats = (int) scaled;
 
   if (JSON_NODE_TYPE (args_node) != JSON_NODE_ARRAY)
     {
@@ -1278,6 +1288,7 @@ parse_layers (Parser *p, JsonObject *root, GError **error)
 {
   JsonArray *backbone, *head;
   guint n_backbone, n;
+  int total_repeats = 0;
 
   backbone = get_layer_list (p, root, "backbone", error);
   if (backbone == NULL)
@@ -1307,6 +1318,14 @@ parse_layers (Parser *p, JsonObject *root, GError **error)
       layer->index = (int) i;
       if (!parse_layer (p, layer, node, error))
         return FALSE;
+      total_repeats += layer->repeats;
+      if (total_repeats > MAX_TOTAL_REPEATS)
+        {
+          layer_error (error, p, layer, "the layers so far repeat their "
+                       "modules %d times in all; at most %d", total_repeats,
+                       MAX_TOTAL_REPEATS);
+          return FALSE;
+        }
       if (layer->kind == SSFPN_MODULE_DETECT && i != n - 1)
         {
           layer_error (error, p, layer, "Detect must be the last layer (it is "
@@ -1330,9 +1349,7 @@ SsfpnConfig *
 ssfpn_config_parse (const char *json, const char *source, GError **error)
 {
   Parser p = { .source = source };
-  JsonParser *parser = json_parser_new ();
-  GError *json_error = NULL;
-  JsonNode *root;
+  JsonNode *root = NULL;
   char *what;
   gboolean ok = FALSE;
 
@@ -1340,17 +1357,10 @@ ssfpn_config_parse (const char *json, const char *source, GError **error)
   /* Text that is not a JSON object is a malformed file (FORMAT); an object
    * that cannot be built into a network is a configuration error. */
   what = g_strdup_printf ("%s: ssfpn.config", source);
-  if (!ssfpn_json_check_text (json, strlen (json), what, error))
+  root = ssfpn_json_parse (json, strlen (json), what, error);
+  if (root == NULL)
     goto out;
-  if (!json_parser_load_from_data (parser, json, -1, &json_error))
-    {
-      g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_FORMAT,
-                   "%s: JSON does not parse: %s", what, json_error->message);
-      g_error_free (json_error);
-      goto out;
-    }
-  root = json_parser_get_root (parser);
-  if (root == NULL || JSON_NODE_TYPE (root) != JSON_NODE_OBJECT)
+  if (JSON_NODE_TYPE (root) != JSON_NODE_OBJECT)
     {
       g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_FORMAT,
                    "%s: not a JSON object", what);
@@ -1363,7 +1373,8 @@ out:
   g_free (what);
   g_free (p.ch);
   g_free (p.depth);
-  g_object_unref (parser);
+  if (root != NULL)
+    json_node_unref (root);
   if (!ok)
     {
       ssfpn_config_free (p.config);

@@ -87,10 +87,14 @@ ssfpn_graph_root (const SsfpnGraph *graph, int tensor, int *channel_offset)
   return tensor;
 }
 
-/* Output size of a windowed op, as PyTorch computes it (floor). */
+/* Output size of a windowed op, as PyTorch computes it (floor); 0, which
+ * is refused as empty, where the kernel is larger than the padded input, as
+ * PyTorch refuses it (C division would round -1 / 2 up to 0). */
 static int
 window_output (int in, int kernel, int stride, int pad)
 {
+  if (in + 2 * pad < kernel)
+    return 0;
   return (in + 2 * pad - kernel) / stride + 1;
 }
 

@@ -12,6 +12,7 @@
 #include <json-glib/json-glib.h>
 
 #include "config.h"
+#include "json_text.h"
 #include "model.h"
 
 #define DEFAULT_BN_EPS 0.001
@@ -896,7 +897,6 @@ read_bn_eps (Builder *b, GError **error)
 {
   const char *text = ssfpn_safetensors_metadata (b->st, "ssfpn.bn_eps");
   char *what;
-  JsonParser *parser;
   JsonNode *root;
   gboolean ok;
 
@@ -904,13 +904,13 @@ read_bn_eps (Builder *b, GError **error)
   if (text == NULL)
     return TRUE;
   what = g_strdup_printf ("%s: ssfpn.bn_eps", b->source);
-  parser = json_parser_new ();
+  /* Checked first, so the message below is about the value, not about
+   * text json-glib cannot be trusted with. */
   ok = ssfpn_json_check_text (text, strlen (text), what, error);
   if (ok)
     {
-      ok = json_parser_load_from_data (parser, text, -1, NULL)
-           && (root = json_parser_get_root (parser)) != NULL
-           && JSON_NODE_TYPE (root) == JSON_NODE_VALUE
+      root = ssfpn_json_parse (text, strlen (text), what, NULL);
+      ok = root != NULL && JSON_NODE_TYPE (root) == JSON_NODE_VALUE
            && (json_node_get_value_type (root) == G_TYPE_DOUBLE
                || json_node_get_value_type (root) == G_TYPE_INT64);
       if (ok)
@@ -922,8 +922,9 @@ read_bn_eps (Builder *b, GError **error)
         g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_FORMAT,
                      "%s: must be a JSON number in [0, 1), not \"%s\"", what,
                      text);
+      if (root != NULL)
+        json_node_unref (root);
     }
-  g_object_unref (parser);
   g_free (what);
   return ok;
 }

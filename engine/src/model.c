@@ -1,10 +1,12 @@
 /* The public model API: opening a file (metadata checked here, the network
  * built by graph_build.c), the queries, the layer table, parameter count
  * and FLOPs. */
+#include <math.h>
 #include <string.h>
 
 #include <json-glib/json-glib.h>
 
+#include "json_text.h"
 #include "model.h"
 
 /* ---- metadata ------------------------------------------------------------ */
@@ -26,29 +28,11 @@ parse_metadata_json (const SsfpnSafetensors *st, const char *key,
                      GError **error)
 {
   const char *text = require_metadata (st, key, error);
-  char *what;
-  JsonParser *parser;
-  JsonNode *root = NULL;
-  GError *json_error = NULL;
 
   if (text == NULL)
     return NULL;
-  what = g_strdup_printf ("%s: %s", st->source, key);
-  if (ssfpn_json_check_text (text, strlen (text), what, error))
-    {
-      parser = json_parser_new ();
-      if (json_parser_load_from_data (parser, text, -1, &json_error)
-          && json_parser_get_root (parser) != NULL)
-        root = json_node_copy (json_parser_get_root (parser));
-      else
-        g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_FORMAT,
-                     "%s: JSON does not parse: %s", what,
-                     json_error ? json_error->message : "empty");
-      g_clear_error (&json_error);
-      g_object_unref (parser);
-    }
-  g_free (what);
-  return root;
+  g_autofree char *what = g_strdup_printf ("%s: %s", st->source, key);
+  return ssfpn_json_parse (text, strlen (text), what, error);
 }
 
 /* A JSON array of @min_length or more positive integers, as ints. */
@@ -73,13 +57,16 @@ parse_int_array (const SsfpnSafetensors *st, const char *key, int min_length,
   values = g_new (int, n);
   for (guint i = 0; i < n; i++)
     {
+      /* 8.0 too: json.dumps of a float tensor's tolist() writes that. */
       JsonNode *element = json_array_get_element (array, i);
-      if (JSON_NODE_TYPE (element) != JSON_NODE_VALUE
-          || json_node_get_value_type (element) != G_TYPE_INT64
-          || json_node_get_int (element) < 1
-          || json_node_get_int (element) > 1 << 16)
+      if (JSON_NODE_TYPE (element) != JSON_NODE_VALUE)
         goto bad;
-      values[i] = (int) json_node_get_int (element);
+      GType type = json_node_get_value_type (element);
+      double value = type == G_TYPE_INT64 ? (double) json_node_get_int (element)
+        : type == G_TYPE_DOUBLE ? json_node_get_double (element) : 0.0;
+      if (!(value >= 1 && value <= 1 << 16) || value != floor (value))
+        goto bad;
+      values[i] = (int) value;
     }
   *length = (int) n;
   json_node_unref (root);

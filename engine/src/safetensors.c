@@ -7,6 +7,8 @@
  * failure is a GError whose message starts with the source name. */
 #include "safetensors.h"
 
+#include "json_text.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
@@ -142,96 +144,6 @@ ssfpn_st_tensor_to_f32 (const SsfpnStTensor *tensor)
                                                  : ssfpn_bf16_to_f32 (bits);
     }
   return out;
-}
-
-/* ---- JSON text checks --------------------------------------------------- */
-
-gboolean
-ssfpn_json_check_text (const char *text, gsize length, const char *what,
-                       GError **error)
-{
-  gboolean in_string = FALSE;
-  int depth = 0;
-
-  /* json-glib recurses once per nesting level without a limit (a few
-   * hundred kilobytes of '[' overflow the stack) and also accepts comments
-   * and single-quoted strings, which would hide brackets from this count.
-   * So: strict JSON quoting only, and a depth bound. */
-  for (gsize i = 0; i < length; i++)
-    {
-      char c = text[i];
-
-      if (in_string)
-        {
-          if (c == '\\')
-            i++;
-          else if (c == '"')
-            in_string = FALSE;
-          continue;
-        }
-      switch (c)
-        {
-        case '"':
-          in_string = TRUE;
-          break;
-        case '[':
-        case '{':
-          if (++depth > SSFPN_JSON_MAX_DEPTH)
-            {
-              g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_FORMAT,
-                           "%s: JSON nested deeper than %d levels at byte %"
-                           G_GSIZE_FORMAT, what, SSFPN_JSON_MAX_DEPTH, i);
-              return FALSE;
-            }
-          break;
-        case ']':
-        case '}':
-          depth--;
-          break;
-        case '\'':
-        case '/':
-        case '#':
-          g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_FORMAT,
-                       "%s: JSON does not parse: unexpected character "
-                       "\"%c\" at byte %" G_GSIZE_FORMAT " (JSON has no "
-                       "comments or single-quoted strings)", what, c, i);
-          return FALSE;
-        default:
-          break;
-        }
-    }
-  return TRUE;
-}
-
-/* ---- duplicate keys ----------------------------------------------------- */
-
-/* json-glib keeps the last of two equal keys without a word; its
- * ::object-member signal fires once per parsed member (after insertion), so
- * counting names per object finds the duplicates. Objects are told apart by
- * address; an address can only be reused after a replacement, i.e. after
- * the first duplicate, which is the one reported. */
-typedef struct {
-  GHashTable *names_by_object; /* JsonObject* -> set of names */
-  char *first_duplicate;
-} DuplicateFinder;
-
-static void
-on_object_member (JsonParser *parser, JsonObject *object,
-                  const char *member_name, gpointer user_data)
-{
-  DuplicateFinder *finder = user_data;
-  GHashTable *names;
-
-  if (finder->first_duplicate)
-    return;
-  names = g_hash_table_lookup (finder->names_by_object, object);
-  if (!names)
-    {
-      names = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
-      g_hash_table_insert (finder->names_by_object, object, names);
-    }
-  if (!g_hash_table_add (names, g_strdup (member_name)))
-    finder->first_duplicate = g_strdup (member_name);
 }
 
 /* ---- the tensor table --------------------------------------------------- */
@@ -387,11 +299,11 @@ parse_tensor_entry (const char *source, const char *name, JsonNode *node,
 
       if (!node_get_count (dim, &size, &negative))
         {
+          /* json-glib reads integers past 2^63 as negative ones. */
           if (negative)
             g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_FORMAT,
-                         "%s: tensor \"%s\": shape[%u] is negative (%"
-                         G_GINT64_FORMAT ")", source, name, d,
-                         json_node_get_int (dim));
+                         "%s: tensor \"%s\": shape[%u] is negative or "
+                         "not below 2^63", source, name, d);
           else
             g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_FORMAT,
                          "%s: tensor \"%s\": shape[%u] is not an integer",
@@ -444,7 +356,8 @@ parse_tensor_entry (const char *source, const char *name, JsonNode *node,
         {
           g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_FORMAT,
                        "%s: tensor \"%s\": data_offsets[%u] is %s", source,
-                       name, k, negative ? "negative" : "not an integer");
+                       name, k, negative ? "negative or not below 2^63"
+                       : "not an integer");
           goto fail;
         }
       offsets[k] = (guint64) value;
@@ -559,48 +472,15 @@ static JsonNode *
 parse_header_json (const char *source, const char *text, gsize length,
                    GError **error)
 {
-  JsonParser *parser;
-  DuplicateFinder finder = { NULL, NULL };
-  GError *json_error = NULL;
-  JsonNode *root = NULL;
-  gboolean checked;
-  char *what;
+  g_autofree char *what = g_strdup_printf ("%s: header", source);
+  JsonNode *root = ssfpn_json_parse (text, length, what, error);
 
-  what = g_strdup_printf ("%s: header", source);
-  checked = ssfpn_json_check_text (text, length, what, error);
-  g_free (what);
-  if (!checked)
-    return NULL;
-
-  finder.names_by_object =
-      g_hash_table_new_full (g_direct_hash, g_direct_equal, NULL,
-                             (GDestroyNotify) g_hash_table_unref);
-  parser = json_parser_new ();
-  g_signal_connect (parser, "object-member", G_CALLBACK (on_object_member),
-                    &finder);
-
-  if (!json_parser_load_from_data (parser, text, (gssize) length,
-                                   &json_error))
+  if (root != NULL && !JSON_NODE_HOLDS_OBJECT (root))
     {
       g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_FORMAT,
-                   "%s: header JSON does not parse: %s", source,
-                   json_error->message);
-      g_error_free (json_error);
+                   "%s: header JSON is not an object", source);
+      g_clear_pointer (&root, json_node_unref);
     }
-  else if (finder.first_duplicate)
-    g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_FORMAT,
-                 "%s: duplicate key \"%s\" in the header", source,
-                 finder.first_duplicate);
-  else if (!json_parser_get_root (parser)
-           || !JSON_NODE_HOLDS_OBJECT (json_parser_get_root (parser)))
-    g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_FORMAT,
-                 "%s: header JSON is not an object", source);
-  else
-    root = json_parser_steal_root (parser);
-
-  g_object_unref (parser);
-  g_hash_table_unref (finder.names_by_object);
-  g_free (finder.first_duplicate);
   return root;
 }
 

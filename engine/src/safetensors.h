@@ -52,15 +52,6 @@ const char *ssfpn_safetensors_metadata (const SsfpnSafetensors *st,
 /* A new float32 copy of the tensor's values (g_free it). */
 float *ssfpn_st_tensor_to_f32 (const SsfpnStTensor *tensor);
 
-/* Checks JSON text before json-glib sees it: json-glib recurses without a
- * depth limit (deep nesting overflows the stack) and accepts comments and
- * single quotes. Rejects nesting deeper than SSFPN_JSON_MAX_DEPTH and
- * non-standard quoting/comments with SSFPN_ERROR_FORMAT; @what starts the
- * message. Call it on any untrusted JSON (ssfpn.config, ssfpn.names...). */
-#define SSFPN_JSON_MAX_DEPTH 64
-gboolean ssfpn_json_check_text (const char *text, gsize length,
-                                const char *what, GError **error);
-
 /* Element conversions, exposed for tests. */
 float ssfpn_f16_to_f32 (guint16 h);
 float ssfpn_bf16_to_f32 (guint16 b);
