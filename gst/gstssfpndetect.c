@@ -126,6 +126,8 @@ struct _GstSsfpnDetect
   gint num_classes;
   GstStructure *model_info;     /* object lock */
   GstClockTime processing_latency; /* object lock */
+  gboolean starting;            /* object lock: start() is loading, with a
+                                 * snapshot of the properties */
 
   /* Streaming state, in the streaming thread. */
   GstVideoInfo info;
@@ -444,7 +446,7 @@ gst_ssfpn_detect_finalize (GObject * object)
 static gboolean
 refuse_while_running (GstSsfpnDetect * self, GParamSpec * pspec)
 {
-  if (self->model == NULL)
+  if (self->model == NULL && !self->starting)
     return FALSE;
   GST_WARNING_OBJECT (self, "property \"%s\" cannot change while the element "
       "is running (PAUSED or PLAYING); set it in NULL or READY", pspec->name);
@@ -762,6 +764,31 @@ model_info_new (const gchar * path, const gchar * instance_id,
   return info;
 }
 
+/* A "classes" value set while start() ran was stored unchecked: keep it
+ * if this model has those classes, else go back to the one start checked
+ * (@started_text, @started_filter). Object lock held. */
+static void
+keep_checked_classes (GstSsfpnDetect * self, const gchar * started_text,
+    GArray * started_filter, int num_classes)
+{
+  g_autoptr (GError) error = NULL;
+  if (g_strcmp0 (self->classes_text, started_text) == 0)
+    return;
+  if (self->classes_error == NULL
+      && ssfpn_check_class_filter (self->classes_text, self->class_filter,
+          num_classes, &error))
+    return;
+  GST_WARNING_OBJECT (self, "ignoring the \"classes\" value \"%s\" set "
+      "while starting: %s", self->classes_text,
+      error ? error->message : self->classes_error);
+  g_free (self->classes_text);
+  self->classes_text = g_strdup (started_text);
+  if (self->class_filter != NULL)
+    g_array_unref (self->class_filter);
+  self->class_filter = started_filter ? g_array_ref (started_filter) : NULL;
+  g_clear_pointer (&self->classes_error, g_free);
+}
+
 static gboolean
 gst_ssfpn_detect_start (GstBaseTransform * trans)
 {
@@ -783,6 +810,9 @@ gst_ssfpn_detect_start (GstBaseTransform * trans)
   GstSsfpnPrecision precision = self->precision;
   guint input_size = self->input_size;
   guint batch_size = self->batch_size;
+  /* Loading and warming up can take seconds: the properties it uses are
+   * refused until it is done, as they are while running. */
+  self->starting = TRUE;
   GST_OBJECT_UNLOCK (self);
 
   if (classes_error != NULL)
@@ -823,6 +853,8 @@ gst_ssfpn_detect_start (GstBaseTransform * trans)
         ? " (no usable GPU found)" : "");
 
   GST_OBJECT_LOCK (self);
+  self->starting = FALSE;
+  keep_checked_classes (self, classes_text, class_filter, num_classes);
   self->model = model;
   self->active_instance_id = g_steal_pointer (&instance_id);
   self->inference = inference;
@@ -844,6 +876,7 @@ gst_ssfpn_detect_start (GstBaseTransform * trans)
   self->n_mapped = 0;
   self->frame_count = 0;
   GST_INFO_OBJECT (self, "started: %" GST_PTR_FORMAT, self->model_info);
+  g_object_notify (G_OBJECT (self), "model-info");
   if (class_filter != NULL)
     g_array_unref (class_filter);
   return TRUE;
@@ -884,6 +917,9 @@ context_failed:
             error->message), (NULL));
   goto failed;
 failed:
+  GST_OBJECT_LOCK (self);
+  self->starting = FALSE;
+  GST_OBJECT_UNLOCK (self);
   g_free (labels);
   ssfpn_model_cache_release (instance_id, model);
   if (class_filter != NULL)
@@ -922,6 +958,7 @@ gst_ssfpn_detect_stop (GstBaseTransform * trans)
 
   ssfpn_inference_free (inference);
   ssfpn_model_cache_release (instance_id, model);
+  g_object_notify (G_OBJECT (self), "model-info");
   return TRUE;
 }
 
@@ -1190,38 +1227,47 @@ gst_ssfpn_detect_sink_event (GstBaseTransform * trans, GstEvent * event)
     if (ret != GST_FLOW_OK)
       GST_DEBUG_OBJECT (self, "draining before %s: %s",
           GST_EVENT_TYPE_NAME (event), gst_flow_get_name (ret));
+    /* A new stream (concat, a playlist) or segment (a seek) may show
+     * other pictures with the same caps: no result carries across. */
+    if (GST_EVENT_TYPE (event) == GST_EVENT_STREAM_START
+        || GST_EVENT_TYPE (event) == GST_EVENT_SEGMENT)
+      self->frame_count = 0;
   }
 
   return GST_BASE_TRANSFORM_CLASS (gst_ssfpn_detect_parent_class)->sink_event
       (trans, event);
 }
 
-/* Frames waiting for their batch stay with us, up to batch-size x
- * inference-interval of them: ask upstream pools for that many buffers more,
- * or a source with a small fixed pool would stall waiting for its own
- * buffers to come back. */
+/* Frames waiting for their batch stay with us: the first inferred frame of
+ * a batch waits for the last, (batch-size - 1) x inference-interval frames
+ * later, with every frame in between. Ask upstream pools for that many
+ * buffers more, or a source with a small fixed pool would stall waiting
+ * for its own buffers to come back. */
 static gboolean
 gst_ssfpn_detect_propose_allocation (GstBaseTransform * trans,
     GstQuery * decide_query, GstQuery * query)
 {
   GstSsfpnDetect *self = GST_SSFPN_DETECT (trans);
 
-  if (!GST_BASE_TRANSFORM_CLASS (gst_ssfpn_detect_parent_class)->
-      propose_allocation (trans, decide_query, query))
-    return FALSE;
+  /* An in-place element forwards the query downstream; sinks such as
+   * fakesink and appsink do not answer it, which must not stop us from
+   * asking for the frames we hold. */
+  gboolean answered =
+      GST_BASE_TRANSFORM_CLASS (gst_ssfpn_detect_parent_class)->
+      propose_allocation (trans, decide_query, query);
 
   GST_OBJECT_LOCK (self);
-  guint held = self->batch_size * self->inference_interval;
+  guint held = ssfpn_frames_held (self->batch_size, self->inference_interval);
   GST_OBJECT_UNLOCK (self);
-  if (held <= 1)
-    return TRUE;
+  if (held == 0)
+    return answered;
 
   guint n_pools = gst_query_get_n_allocation_pools (query);
   for (guint i = 0; i < n_pools; i++) {
     GstBufferPool *pool = NULL;
     guint size, min, max;
     gst_query_parse_nth_allocation_pool (query, i, &pool, &size, &min, &max);
-    min += held;
+    min = held > G_MAXUINT - min ? G_MAXUINT : min + held;
     if (max != 0 && max < min)
       max = min;
     gst_query_set_nth_allocation_pool (query, i, pool, size, min, max);
@@ -1232,8 +1278,9 @@ gst_ssfpn_detect_propose_allocation (GstBaseTransform * trans,
     GstCaps *caps = NULL;
     GstVideoInfo info;
     gst_query_parse_allocation (query, &caps, NULL);
-    if (caps != NULL && gst_video_info_from_caps (&info, caps))
-      gst_query_add_allocation_pool (query, NULL, (guint) info.size, held, 0);
+    if (caps == NULL || !gst_video_info_from_caps (&info, caps))
+      return answered;
+    gst_query_add_allocation_pool (query, NULL, (guint) info.size, held, 0);
   }
   return TRUE;
 }

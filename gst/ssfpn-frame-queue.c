@@ -108,3 +108,12 @@ ssfpn_frame_queue_clear (SsfpnFrameQueue *queue)
   g_queue_clear_full (&queue->frames, held_frame_free);
   g_clear_pointer (&queue->carried, g_array_unref);
 }
+
+guint
+ssfpn_frames_held (guint batch_size, guint inference_interval)
+{
+  if (batch_size <= 1)
+    return 0;
+  guint64 held = (guint64) (batch_size - 1) * inference_interval + 1;
+  return (guint) MIN (held, G_MAXUINT);
+}

@@ -3,8 +3,8 @@
  * With batching, a frame waits until its batch has run; with an inference
  * interval, the frames between two inferences carry the result of the last
  * inference before them, so they wait for it too. The queue keeps the
- * frames in stream order and releases each once its result is known. It
- * never holds more than batch-size x inference-interval frames.
+ * frames in stream order and releases each once its result is known; see
+ * ssfpn_frames_held for how many it can hold.
  */
 #ifndef SSFPN_FRAME_QUEUE_H
 #define SSFPN_FRAME_QUEUE_H
@@ -43,6 +43,11 @@ gboolean ssfpn_frame_queue_pop_ready (SsfpnFrameQueue *queue,
                                       SsfpnReadyFrame *frame);
 
 guint ssfpn_frame_queue_length (const SsfpnFrameQueue *queue);
+
+/* The most frames held at once: the first inferred frame of a batch waits
+ * for the last, (batch - 1) x interval frames later, with every frame in
+ * between; 0 for batch 1, where no frame waits. At most G_MAXUINT. */
+guint ssfpn_frames_held (guint batch_size, guint inference_interval);
 
 /* Drops every held frame and forgets the carried result (flushing). */
 void ssfpn_frame_queue_clear (SsfpnFrameQueue *queue);

@@ -1263,22 +1263,41 @@ processing_latency (GstHarness * h)
   return processing;
 }
 
-/* Held frames must not starve a fixed-size upstream pool: the allocation
- * query asks for batch-size x inference-interval buffers more. */
-GST_START_TEST (test_allocation_counts_held_frames)
+/* The pool minimum the element proposes upstream; 0 without a pool. */
+static guint
+proposed_pool_min (GstHarness * h)
 {
-  GstHarness *h = harness_new ("batch-size=3 inference-interval=2");
   GstCaps *caps = caps_for_case ("seq-0");
-  gst_harness_set_src_caps (h, gst_caps_ref (caps));
-
   GstQuery *query = gst_query_new_allocation (caps, TRUE);
   fail_unless (gst_pad_peer_query (h->srcpad, query));
-  fail_unless (gst_query_get_n_allocation_pools (query) >= 1);
-  guint size, min, max;
-  gst_query_parse_nth_allocation_pool (query, 0, NULL, &size, &min, &max);
-  fail_unless (min >= 6, "upstream pool min %u, 6 frames can be held", min);
+  guint size, min = 0, max = 0;
+  if (gst_query_get_n_allocation_pools (query) > 0)
+    gst_query_parse_nth_allocation_pool (query, 0, NULL, &size, &min, &max);
   fail_unless (max == 0 || max >= min);
   gst_query_unref (query);
+  gst_caps_unref (caps);
+  return min;
+}
+
+/* Held frames must not starve a fixed-size upstream pool: the allocation
+ * query asks for (batch-size - 1) x inference-interval + 1 buffers more
+ * than downstream does, and none more with batch-size 1, where no frame
+ * waits. */
+GST_START_TEST (test_allocation_counts_held_frames)
+{
+  GstHarness *h = harness_new (NULL);
+  gst_harness_set_src_caps (h, caps_for_case ("seq-0"));
+  guint downstream = proposed_pool_min (h);
+  gst_harness_teardown (h);
+
+  h = harness_new ("inference-interval=30");
+  gst_harness_set_src_caps (h, caps_for_case ("seq-0"));
+  fail_unless_equals_int (proposed_pool_min (h), downstream);
+  gst_harness_teardown (h);
+
+  h = harness_new ("batch-size=3 inference-interval=2");
+  gst_harness_set_src_caps (h, caps_for_case ("seq-0"));
+  fail_unless_equals_int (proposed_pool_min (h), downstream + 5);
 
   /* A longer interval while streaming holds more frames than that: the
    * element asks upstream to renegotiate, and the new query counts them. */
@@ -1290,12 +1309,98 @@ GST_START_TEST (test_allocation_counts_held_frames)
   fail_unless (event != NULL && GST_EVENT_TYPE (event) == GST_EVENT_RECONFIGURE,
       "no reconfigure event upstream after inference-interval grew");
   gst_event_unref (event);
-  query = gst_query_new_allocation (caps, TRUE);
-  fail_unless (gst_pad_peer_query (h->srcpad, query));
-  gst_query_parse_nth_allocation_pool (query, 0, NULL, &size, &min, &max);
-  fail_unless (min >= 15, "upstream pool min %u, 15 frames can be held", min);
-  gst_query_unref (query);
-  gst_caps_unref (caps);
+  fail_unless_equals_int (proposed_pool_min (h), downstream + 11);
+  gst_harness_teardown (h);
+}
+
+GST_END_TEST;
+
+static GstPadProbeReturn
+record_allocation_min (GstPad * pad, GstPadProbeInfo * info,
+    gpointer user_data)
+{
+  guint *min_seen = user_data;
+  GstQuery *query = GST_PAD_PROBE_INFO_QUERY (info);
+  /* A pull probe sees only queries that were answered. */
+  if (GST_QUERY_TYPE (query) == GST_QUERY_ALLOCATION
+      && gst_query_get_n_allocation_pools (query) > 0)
+    gst_query_parse_nth_allocation_pool (query, 0, NULL, NULL, min_seen,
+        NULL);
+  return GST_PAD_PROBE_OK;
+}
+
+/* fakesink (and appsink) do not answer the allocation query: the element
+ * must still ask upstream for the frames it holds. */
+GST_START_TEST (test_allocation_without_downstream_answer)
+{
+  gchar *launch = g_strdup_printf ("videotestsrc name=src num-buffers=4 ! "
+      "video/x-raw,format=NV12,width=96,height=72 ! ssfpndetect model=\"%s\" "
+      "batch-size=3 inference-interval=2 ! fakesink", model_path);
+  GError *error = NULL;
+  GstElement *pipeline = gst_parse_launch (launch, &error);
+  fail_unless (pipeline != NULL, "%s", error ? error->message : "");
+  g_free (launch);
+
+  guint min_seen = 0;
+  GstElement *src = gst_bin_get_by_name (GST_BIN (pipeline), "src");
+  GstPad *pad = gst_element_get_static_pad (src, "src");
+  gst_pad_add_probe (pad, GST_PAD_PROBE_TYPE_QUERY_DOWNSTREAM
+      | GST_PAD_PROBE_TYPE_PULL, record_allocation_min, &min_seen, NULL);
+  gst_object_unref (pad);
+  gst_object_unref (src);
+
+  fail_unless (gst_element_set_state (pipeline, GST_STATE_PLAYING)
+      != GST_STATE_CHANGE_FAILURE);
+  GstBus *bus = gst_element_get_bus (pipeline);
+  GstMessage *msg = gst_bus_timed_pop_filtered (bus, 120 * GST_SECOND,
+      GST_MESSAGE_EOS | GST_MESSAGE_ERROR);
+  fail_unless (msg != NULL);
+  fail_unless_equals_int (GST_MESSAGE_TYPE (msg), GST_MESSAGE_EOS);
+  gst_message_unref (msg);
+  gst_object_unref (bus);
+  gst_element_set_state (pipeline, GST_STATE_NULL);
+  gst_object_unref (pipeline);
+
+  fail_unless_equals_int (min_seen, 5);
+}
+
+GST_END_TEST;
+
+/* A new stream (concat, a playlist) with the same caps shows other
+ * pictures: its first frame is inferred, not given the old stream's
+ * result; a new segment (a seek) likewise. */
+GST_START_TEST (test_new_stream_restarts_interval)
+{
+  GstHarness *h = harness_new ("post-messages=true inference-interval=5");
+  GstBus *bus = gst_bus_new ();
+  gst_element_set_bus (h->element, bus);
+  gst_harness_set_src_caps (h, caps_for_case ("seq-0"));
+
+  const gchar *boundaries[] = { NULL, "stream-start", "segment" };
+  for (guint i = 0; i < G_N_ELEMENTS (boundaries); i++) {
+    if (g_strcmp0 (boundaries[i], "stream-start") == 0)
+      fail_unless (gst_harness_push_event (h,
+              gst_event_new_stream_start ("second")));
+    if (boundaries[i] != NULL) {
+      GstSegment segment;
+      gst_segment_init (&segment, GST_FORMAT_TIME);
+      fail_unless (gst_harness_push_event (h,
+              gst_event_new_segment (&segment)));
+    }
+    /* two frames: the first inferred, the second carrying its result */
+    for (guint k = 0; k < 2; k++) {
+      gst_buffer_unref (push_and_pull (h, "seq-0", 2 * i + k));
+      GstMessage *msg = gst_bus_pop_filtered (bus, GST_MESSAGE_ELEMENT);
+      fail_unless (msg != NULL);
+      gboolean inferred;
+      fail_unless (gst_structure_get_boolean (gst_message_get_structure (msg),
+              "inferred", &inferred));
+      fail_unless_equals_int (inferred, k == 0);
+      gst_message_unref (msg);
+    }
+  }
+  gst_element_set_bus (h->element, NULL);
+  gst_object_unref (bus);
   gst_harness_teardown (h);
 }
 
@@ -1599,6 +1704,66 @@ GST_START_TEST (test_instance_ids_build_independently)
   g_rmdir (dir);
   g_free (fifo);
   g_free (dir);
+}
+
+GST_END_TEST;
+
+/* start() loads and warms up outside the object lock: a property it has
+ * read must be refused meanwhile, as while running, not stored and never
+ * used. The model is a FIFO no one writes to yet, so start() waits. */
+GST_START_TEST (test_properties_refused_while_starting)
+{
+  gchar *dir = g_dir_make_tmp ("ssfpn-fifo-XXXXXX", NULL);
+  fail_unless (dir != NULL);
+  gchar *fifo = g_build_filename (dir, "model.safetensors", NULL);
+  fail_unless (mkfifo (fifo, 0600) == 0);
+
+  Standalone s = standalone_new ();
+  g_object_set (s.element, "model", fifo, NULL);
+  Starter starter;
+  starter_begin (&starter, s.element, "starting");
+  g_usleep (300 * 1000);        /* it reaches the blocking open() */
+  g_object_set (s.element, "batch-size", 4, "input-size", 320, NULL);
+  guint batch_size, input_size;
+  g_object_get (s.element, "batch-size", &batch_size, "input-size",
+      &input_size, NULL);
+
+  int writer = open (fifo, O_WRONLY);
+  fail_unless (writer >= 0);
+  close (writer);
+  fail_unless_equals_int (starter_finish (&starter), GST_STATE_CHANGE_FAILURE);
+  fail_unless_equals_int (batch_size, 1);
+  fail_unless_equals_int (input_size, 0);
+
+  standalone_free (&s);
+  g_unlink (fifo);
+  g_rmdir (dir);
+  g_free (fifo);
+  g_free (dir);
+}
+
+GST_END_TEST;
+
+static void
+count_notify (GObject * object, GParamSpec * pspec, gpointer user_data)
+{
+  (*(guint *) user_data)++;
+}
+
+/* model-info changes at start and stop, and says so. */
+GST_START_TEST (test_model_info_notifies)
+{
+  Standalone s = standalone_new ();
+  g_object_set (s.element, "model", model_path, NULL);
+  guint notified = 0;
+  g_signal_connect (s.element, "notify::model-info",
+      G_CALLBACK (count_notify), &notified);
+  fail_unless_equals_int (gst_element_set_state (s.element, GST_STATE_PAUSED),
+      GST_STATE_CHANGE_SUCCESS);
+  fail_unless_equals_int (notified, 1);
+  gst_element_set_state (s.element, GST_STATE_NULL);
+  fail_unless_equals_int (notified, 2);
+  standalone_free (&s);
 }
 
 GST_END_TEST;
@@ -1916,6 +2081,10 @@ ssfpndetect_suite (void)
   tcase_add_test (tc, test_flush_discards_partial_batch);
   tcase_add_test (tc, test_drain_query_pushes_partial_batch);
   tcase_add_test (tc, test_allocation_counts_held_frames);
+  tcase_add_test (tc, test_allocation_without_downstream_answer);
+  tcase_add_test (tc, test_new_stream_restarts_interval);
+  tcase_add_test (tc, test_model_info_notifies);
+  tcase_add_test (tc, test_properties_refused_while_starting);
   tcase_add_test (tc, test_renegotiation_drains_batch);
   tcase_add_test (tc, test_shared_model_instances);
   tcase_add_test (tc, test_instance_ids_build_independently);
