@@ -136,6 +136,7 @@ struct _GstSsfpnDetect
                                  * the batch, readable until it runs */
   guint n_mapped;
   GstClockTime frame_duration;  /* object lock; NONE when unknown */
+  gboolean duration_from_buffers; /* the caps have no frame rate */
   SsfpnFrameQueue *queue;
   guint64 frame_count;          /* since start or the last flush */
 };
@@ -1072,6 +1073,7 @@ gst_ssfpn_detect_set_caps (GstBaseTransform * trans, GstCaps * incaps,
       && self->batch_size > 1;
   self->frame_duration = duration;
   GST_OBJECT_UNLOCK (self);
+  self->duration_from_buffers = !GST_CLOCK_TIME_IS_VALID (duration);
   if (latency_changed)
     gst_element_post_message (GST_ELEMENT (self),
         gst_message_new_latency (GST_OBJECT (self)));
@@ -1380,7 +1382,18 @@ gst_ssfpn_detect_transform_ip (GstBaseTransform * trans, GstBuffer * buffer)
 
   GST_OBJECT_LOCK (self);
   guint interval = self->inference_interval;
+  /* A variable frame rate (0/1 in the caps): the first buffer with a
+   * duration tells how long a batch waits, for the latency query. */
+  gboolean latency_known = FALSE;
+  if (self->duration_from_buffers && GST_BUFFER_DURATION_IS_VALID (buffer)) {
+    self->frame_duration = GST_BUFFER_DURATION (buffer);
+    self->duration_from_buffers = FALSE;
+    latency_known = self->batch_size > 1;
+  }
   GST_OBJECT_UNLOCK (self);
+  if (latency_known)
+    gst_element_post_message (GST_ELEMENT (self),
+        gst_message_new_latency (GST_OBJECT (self)));
 
   if (self->frame_count++ % interval == 0) {
     ret = stage_for_inference (self, buffer, &slot);

@@ -1432,6 +1432,37 @@ GST_START_TEST (test_latency)
 
 GST_END_TEST;
 
+/* A variable frame rate (0/1 in the caps, as from RTSP or a webcam): the
+ * batching wait comes from the first buffer's duration, announced with a
+ * latency message. */
+GST_START_TEST (test_latency_variable_frame_rate)
+{
+  GstHarness *h = harness_new ("batch-size=3");
+  GstBus *bus = gst_bus_new ();
+  gst_element_set_bus (h->element, bus);
+  GstCaps *caps = caps_for_case ("seq-0");
+  gst_caps_set_simple (caps, "framerate", GST_TYPE_FRACTION, 0, 1, NULL);
+  gst_harness_set_src_caps (h, caps);
+  gst_harness_set_upstream_latency (h, 0);
+  GstClockTime processing = processing_latency (h);
+  fail_unless_equals_uint64 (gst_harness_query_latency (h), processing);
+
+  GstBuffer *buffer = buffer_for_case ("seq-0", 0);
+  GST_BUFFER_DURATION (buffer) = GST_SECOND / 25;
+  fail_unless_equals_int (gst_harness_push (h, buffer), GST_FLOW_OK);
+  GstMessage *msg = gst_bus_pop_filtered (bus, GST_MESSAGE_LATENCY);
+  fail_unless (msg != NULL, "no latency message once the duration is known");
+  gst_message_unref (msg);
+  fail_unless_equals_uint64 (gst_harness_query_latency (h),
+      processing + 2 * (GST_SECOND / 25));
+
+  gst_element_set_bus (h->element, NULL);
+  gst_object_unref (bus);
+  gst_harness_teardown (h);
+}
+
+GST_END_TEST;
+
 GST_START_TEST (test_flush_discards_partial_batch)
 {
   GstHarness *h = harness_new ("batch-size=3");
@@ -2078,6 +2109,7 @@ ssfpndetect_suite (void)
   tcase_add_test (tc, test_batch_size);
   tcase_add_test (tc, test_batch_with_interval);
   tcase_add_test (tc, test_latency);
+  tcase_add_test (tc, test_latency_variable_frame_rate);
   tcase_add_test (tc, test_flush_discards_partial_batch);
   tcase_add_test (tc, test_drain_query_pushes_partial_batch);
   tcase_add_test (tc, test_allocation_counts_held_frames);
