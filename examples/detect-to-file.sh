@@ -6,6 +6,11 @@
 #
 #   examples/detect-to-file.sh MODEL.safetensors IN.mp4 OUT.mp4
 set -eu
+# MPEG-4 encoding and most decoders are FFmpeg's, not in install-deps.sh.
+gst-inspect-1.0 avenc_mpeg4 >/dev/null 2>&1 || {
+  echo "$0: needs avenc_mpeg4: apt-get install gstreamer1.0-libav" >&2
+  exit 1
+}
 model=${1:?usage: $0 MODEL.safetensors IN OUT.mp4}
 input=${2:?usage: $0 MODEL.safetensors IN OUT.mp4}
 output=${3:?usage: $0 MODEL.safetensors IN OUT.mp4}

@@ -10,6 +10,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 venv=build/yolov5-venv
+scripts/install-deps.sh --tests   # Debian's torch, python3-venv
 
 if [ ! -x "$venv/bin/python" ]; then
   /usr/bin/python3 -m venv --system-site-packages "$venv"

@@ -16,8 +16,14 @@ cd "$(dirname "$0")/.."
 
 scripts/install-deps.sh
 
-[ -d build/meson-private ] || meson setup build >/dev/null
-meson compile -C build >/dev/null
+# Quiet when it works; the whole log when it does not.
+mkdir -p build-logs
+if ! { scripts/meson-setup-once.sh build && meson compile -C build; } \
+    >build-logs/demo-build.log 2>&1; then
+  cat build-logs/demo-build.log >&2
+  echo "demo: the build failed (log above, also in build-logs/demo-build.log)" >&2
+  exit 1
+fi
 
 model=default
 out=build/demo
@@ -32,7 +38,8 @@ echo "== the clip: $scenes synthetic scenes, 640x480 (seed 11)"
   --seed 11 --size 640,480 --workers "$(nproc)" >/dev/null
 
 echo "== the model: build/engine/ssfpn info $model"
-build/engine/ssfpn info "$model" | head -7
+build/engine/ssfpn info "$model" >"$out/model-info.txt"
+head -7 "$out/model-info.txt"
 
 echo
 echo "== the pipeline: scenes ! ssfpndetect ! ssfpnoverlay ! (video, PNG frames)"

@@ -42,7 +42,7 @@ chroot "$root" /bin/sh -eu -c "
     | grep -q 'install ok installed' \
     || apt-get install -y -qq --no-install-recommends libgstreamer-plugins-bad1.0-dev
   echo \"== GStreamer \$(pkg-config --modversion gstreamer-1.0), analytics \$(pkg-config --modversion gstreamer-analytics-1.0)\"
-  [ -d build-trixie/meson-private ] || meson setup build-trixie
+  scripts/meson-setup-once.sh build-trixie
   grep -q '#define HAVE_GST_ANALYTICS' build-trixie/buildconfig.h \
     || { echo 'test-gst-newer: the analytics meta was not enabled' >&2; exit 1; }
   meson compile -C build-trixie
