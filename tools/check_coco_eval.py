@@ -123,6 +123,10 @@ def make_close_dataset(folder, source, ground_truth, predictions, rng, noise, nc
             class_id = p["category_id"]
             if not clean and rng.uniform() < 0.1:
                 class_id = int(rng.integers(0, nc))
+            # YOLO labels are normalised to [0, 1]; ssfpn eval, like
+            # YOLOv5, refuses a value outside.
+            w, h = min(w, width), min(h, height)
+            cx, cy = float(np.clip(cx, 0, width)), float(np.clip(cy, 0, height))
             rows.append((class_id, cx / width, cy / height, w / width, h / height))
         if not clean:
             rows += random_labels(rng, width, height, nc)[:int(rng.integers(0, 3))]
