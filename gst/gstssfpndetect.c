@@ -1011,6 +1011,8 @@ frame_colour_from_video (GstSsfpnDetect * self, const GstVideoInfo * info,
       ? SSFPN_COLOR_RANGE_FULL : SSFPN_COLOR_RANGE_LIMITED;
   switch (colorimetry->matrix) {
     case GST_VIDEO_COLOR_MATRIX_BT601:
+    case GST_VIDEO_COLOR_MATRIX_FCC:
+      /* FCC's Kr 0.30, Kb 0.11 are BT.601's 0.299, 0.114 to 1%. */
       frame->matrix = SSFPN_COLOR_MATRIX_BT601;
       break;
     case GST_VIDEO_COLOR_MATRIX_BT709:

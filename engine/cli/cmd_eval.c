@@ -265,6 +265,12 @@ evaluate_batch (SsfpnContext *context, const SsfpnNmsOptions *nms,
     for (int k = 0; k < counts[i]; k++)
       {
         const SsfpnDetection *d = &results[(gsize) i * capacity + k];
+        /* A box with NaN or infinite corners (NMS keeps them, as YOLOv5
+         * does) overlaps nothing; COCO has no such box, so it is left out
+         * rather than failing the run. */
+        if (!isfinite (d->x1) || !isfinite (d->y1) || !isfinite (d->x2)
+            || !isfinite (d->y2))
+          continue;
         /* COCO boxes are corner and size; the size in double, as the
          * dump writes it, so pycocotools sees the same numbers. */
         CocoDetection det = {

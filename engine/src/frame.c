@@ -1,8 +1,16 @@
 /* Video frames to network input: YOLOv5 letterbox geometry, bilinear
  * resampling with OpenCV's INTER_LINEAR sampling, YUV to RGB. The exact
  * definition is in ssfpn-frame.h; tools/make_frame_fixtures.py holds the
- * NumPy reference the tests compare against.
+ * NumPy reference the tests compare against. Contraction into fused
+ * multiply-adds (clang's default) would change the last bit, and the CUDA
+ * letterbox, which rules it out too, must match this bit for bit.
  */
+#if defined(__clang__)
+#pragma STDC FP_CONTRACT OFF
+#elif defined(__GNUC__)
+#pragma GCC optimize ("fp-contract=off")
+#endif
+
 #include "buildconfig.h"
 
 #include "ssfpn/ssfpn-frame.h"

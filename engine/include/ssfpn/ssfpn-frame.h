@@ -158,7 +158,9 @@ SSFPN_API gboolean ssfpn_letterbox_run (const SsfpnLetterbox *letterbox,
  * the frame's own pixels (clipped). Frames may differ in size and format.
  * Frame i's detections go to @results + i * @capacity, highest confidence
  * first, and their number to @counts[i]. A GPU context does all of it on
- * the GPU; nothing is allocated per call once a frame size has been seen. */
+ * the GPU, nothing allocated per call once a frame size has been seen,
+ * except with multi-label NMS: the CUDA NMS is single-label, so then the
+ * letterbox and NMS run on the host (ssfpn_nms allocates per call). */
 SSFPN_API gboolean ssfpn_context_detect (SsfpnContext *context,
                                          const SsfpnFrame *frames,
                                          int n_frames,

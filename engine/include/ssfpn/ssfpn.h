@@ -133,7 +133,8 @@ SSFPN_API gboolean ssfpn_context_run (SsfpnContext *context, const float *input,
 /* ---- post-processing ------------------------------------------------- */
 
 typedef struct {
-  float x1, y1, x2, y2; /* input pixels */
+  float x1, y1, x2, y2; /* network input pixels from ssfpn_nms; frame
+                         * pixels from ssfpn_context_detect */
   float confidence;     /* objectness x class probability */
   int class_id;
 } SsfpnDetection;
@@ -153,8 +154,9 @@ typedef struct {
 SSFPN_API void ssfpn_nms_options_init (SsfpnNmsOptions *options);
 
 /* YOLOv5's non_max_suppression on one image's raw output (@rows x
- * (5 + @nc)). Writes at most options->max_detections results, highest
- * confidence first, into @out (capacity @capacity) and returns the count. */
+ * (5 + @nc)). Writes at most options->max_detections results (0 or less:
+ * no limit but @capacity), highest confidence first, into @out (capacity
+ * @capacity) and returns the count. Allocates its work space per call. */
 SSFPN_API int ssfpn_nms (const float *output, int rows, int nc,
                const SsfpnNmsOptions *options, SsfpnDetection *out,
                int capacity);
