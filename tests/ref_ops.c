@@ -91,6 +91,15 @@ ref_conv2d (const SsfpnConv2dParams *c, const RefView *in, const RefView *out,
         }
 }
 
+/* PyTorch's nearest_idx for a scale factor: floorf (dst * (float) (1 /
+ * factor)), clamped; its shortcuts for factors 1 and 2 give the same. */
+static int
+ref_nearest_source (int dst, int factor, int in_size)
+{
+  int src = (int) floorf ((float) dst * (float) (1.0 / factor));
+  return src < in_size - 1 ? src : in_size - 1;
+}
+
 static void
 ref_upsample (int factor, const RefView *in, const RefView *out, int batch)
 {
@@ -98,7 +107,9 @@ ref_upsample (int factor, const RefView *in, const RefView *out, int batch)
     for (int c = 0; c < out->channels; c++)
       for (int y = 0; y < out->h; y++)
         for (int x = 0; x < out->w; x++)
-          *at (out, n, c, y, x) = *at (in, n, c, y / factor, x / factor);
+          *at (out, n, c, y, x) = *at (in, n, c,
+              ref_nearest_source (y, factor, in->h),
+              ref_nearest_source (x, factor, in->w));
 }
 
 static void

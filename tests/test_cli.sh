@@ -35,6 +35,8 @@ for cmd in info run bench; do
   stderr_has "below 1024" "$cmd --device cuda:1024"
   expect 2 "$cmd --precision fp64" -- "$SSFPN" $cmd model --precision fp64
   expect 2 "$cmd --threads -1" -- "$SSFPN" $cmd model --threads -1
+  expect 2 "$cmd --threads 100000" -- "$SSFPN" $cmd model --threads 100000
+  stderr_has "between 0 (all cores) and 1024" "$cmd --threads 100000"
 done
 
 expect 2 "run without --input" -- "$SSFPN" run model --output "$work/o.npy"

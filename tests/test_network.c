@@ -265,6 +265,30 @@ check_oversized_contexts (void)
   ssfpn_context_free (context);
   g_clear_error (&error);
 
+  /* A negative size is named as asked, not as the model's it replaces. */
+  ssfpn_context_options_init (&options);
+  options.device = "cpu";
+  options.height = -32;
+  context = ssfpn_context_new (model, &options, &error);
+  check (context == NULL && error != NULL
+         && strstr (error->message, "-32x") != NULL,
+         "a negative input size is not named in the error", "oversized");
+  ssfpn_context_free (context);
+  g_clear_error (&error);
+
+  /* More threads than a machine can start: OpenMP would end the process. */
+  ssfpn_context_options_init (&options);
+  options.device = "cpu";
+  options.threads = 100000;
+  context = ssfpn_context_new (model, &options, &error);
+  check (context == NULL
+         && g_error_matches (error, SSFPN_ERROR, SSFPN_ERROR_ARGUMENT),
+         "100000 threads are not refused as an argument error", "oversized");
+  ssfpn_context_free (context);
+  g_clear_error (&error);
+  ssfpn_context_options_init (&options);
+  options.device = "cpu";
+
   /* Buffers that each fit in memory but together do not: Linux hands out
    * every allocation, so only a check of their sum turns this into an
    * error instead of the OOM killer. Half of RAM and swap as input
@@ -360,6 +384,47 @@ check_one_thread_frame_path (void)
   ssfpn_model_unref (model);
 }
 
+static void
+write_text (const char *folder, const char *file, const char *text)
+{
+  g_autofree char *path = g_build_filename (folder, file, NULL);
+  g_mkdir_with_parents (folder, 0700);
+  g_file_set_contents (path, text, -1, NULL);
+}
+
+/* In a container /proc/meminfo shows the host: the memory check also takes
+ * the cgroup's limit, the least room over the cgroup and its ancestors,
+ * for cgroup v2 and v1 alike. A fake /sys/fs/cgroup tree stands in. */
+static void
+check_cgroup_room (void)
+{
+  g_autofree char *root = g_dir_make_tmp ("ssfpn-cgroup-XXXXXX", NULL);
+  g_autofree char *v2_parent = g_build_filename (root, "box", NULL);
+  g_autofree char *v2_leaf = g_build_filename (root, "box", "job", NULL);
+  g_autofree char *v1_leaf = g_build_filename (root, "memory", "job", NULL);
+
+  write_text (v2_parent, "memory.max", "3000000\n");
+  write_text (v2_parent, "memory.current", "1000000\n");
+  write_text (v2_leaf, "memory.max", "max\n");
+  write_text (v2_leaf, "memory.current", "900000\n");
+  check (ssfpn_cpu_cgroup_room_bytes ("0::/box/job\n", root) == 2000000,
+         "cgroup v2: the parent's limit is not the room", "cgroup");
+  check (ssfpn_cpu_cgroup_room_bytes ("0::/elsewhere\n", root)
+         == G_MAXUINT64, "cgroup v2 without limit files: limited", "cgroup");
+
+  write_text (v1_leaf, "memory.limit_in_bytes", "500000\n");
+  write_text (v1_leaf, "memory.usage_in_bytes", "600000\n");
+  check (ssfpn_cpu_cgroup_room_bytes ("4:memory:/job\n0::/\n", root) == 0,
+         "cgroup v1: usage over the limit is not 0 room", "cgroup");
+  check (ssfpn_cpu_cgroup_room_bytes ("4:cpu,cpuacct:/job\n", root)
+         == G_MAXUINT64, "cgroup v1: another controller's path read",
+         "cgroup");
+
+  g_autofree char *command = g_strdup_printf ("rm -rf '%s'", root);
+  check (system (command) == 0, "cannot remove the fake cgroup tree",
+         "cgroup");
+}
+
 int
 main (void)
 {
@@ -369,6 +434,7 @@ main (void)
   JsonArray *cases;
 
   check_one_thread_frame_path ();
+  check_cgroup_room ();
   if (!json_parser_load_from_file (parser, index_path, &error)) {
     printf ("FAIL cannot read %s: %s\n", index_path, error->message);
     return 1;

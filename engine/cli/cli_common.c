@@ -117,9 +117,10 @@ cli_command_parse (CliCommand *command, int *argc, char ***argv)
                        common->precision_name);
       return FALSE;
     }
-  if (common->threads < 0)
+  if (common->threads < 0 || common->threads > SSFPN_MAX_THREADS)
     {
-      cli_usage_error (command, "--threads %d is negative", common->threads);
+      cli_usage_error (command, "--threads %d is not between 0 (all cores) "
+                       "and %d", common->threads, SSFPN_MAX_THREADS);
       return FALSE;
     }
   return TRUE;

@@ -143,16 +143,20 @@ ssfpn_context_new (SsfpnModel *model, const SsfpnContextOptions *options,
   max_stride = model->graph->max_stride;
   if (options->height < 0 || options->width < 0 || height % max_stride != 0
       || width % max_stride != 0) {
+    /* The size asked for, not the model's that 0 stands for. */
     g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_ARGUMENT,
                  "input size %dx%d is not a positive multiple of the "
-                 "model's largest stride %d", height, width, max_stride);
+                 "model's largest stride %d",
+                 options->height < 0 ? options->height : height,
+                 options->width < 0 ? options->width : width, max_stride);
     return NULL;
   }
   if (!check_buffer_sizes (model, options->batch, height, width, error))
     return NULL;
-  if (options->threads < 0) {
+  if (options->threads < 0 || options->threads > SSFPN_MAX_THREADS) {
     g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_ARGUMENT,
-                 "thread count %d is negative", options->threads);
+                 "thread count %d is not between 0 (all cores) and %d",
+                 options->threads, SSFPN_MAX_THREADS);
     return NULL;
   }
 

@@ -116,10 +116,13 @@ assign_size (const SsfpnGraph *graph, const SsfpnOp *op, int tensor, int h,
     heights[root] = h;
     widths[root] = w;
   } else if (heights[root] != h || widths[root] != w) {
+    /* @op writes into a concatenation (the only root with two writers)
+     * whose other inputs came first. */
     g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_CONFIG,
-                 "layer %d: concatenates tensors of different sizes "
-                 "(%dx%d and %dx%d)", op->layer, heights[root], widths[root],
-                 h, w);
+                 "layer %d: its %dx%d output is concatenated with %dx%d "
+                 "tensors; a Concat's inputs must have one size (check the "
+                 "Concat's 'from')", op->layer, h, w, heights[root],
+                 widths[root]);
     return FALSE;
   }
   return TRUE;

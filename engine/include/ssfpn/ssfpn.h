@@ -4,6 +4,11 @@
  * queried, and run through an inference context created for one device and
  * one batch size. Every call that can fail takes a GError** and sets it with
  * domain SSFPN_ERROR and a message a user can act on.
+ *
+ * Threads: a model may be shared by any number of contexts and threads; a
+ * context is used by one thread at a time (its buffers, scratch space and
+ * letterbox tables are its own; callers that share one take a lock around
+ * each call, as the GStreamer element does).
  */
 #ifndef SSFPN_SSFPN_H
 #define SSFPN_SSFPN_H
@@ -100,13 +105,16 @@ typedef enum {
 
 /* The largest batch a context takes. */
 #define SSFPN_MAX_BATCH 4096
+/* The most CPU threads a context takes: beyond what a machine can start,
+ * OpenMP ends the process instead of failing. */
+#define SSFPN_MAX_THREADS 1024
 
 typedef struct {
   const char *device;       /* "auto", "cpu", "cuda", "cuda:N"; NULL = auto */
   SsfpnPrecision precision;
   int batch;                /* 1 to SSFPN_MAX_BATCH */
   int height, width;        /* 0 = the model's imgsz; else multiples of the max stride */
-  int threads;              /* CPU threads; 0 = all cores */
+  int threads;              /* CPU threads, 0 to SSFPN_MAX_THREADS; 0 = all cores */
 } SsfpnContextOptions;
 
 /* Fills @options with defaults: auto device, batch 1, the model's size. */

@@ -226,23 +226,6 @@ aligned_zeroed_floats (gsize n)
   return p;
 }
 
-guint64
-ssfpn_cpu_meminfo_bytes (const char *key)
-{
-  g_autofree char *text = NULL;
-  g_autofree char *name = g_strdup_printf ("%s:", key);
-  const char *line;
-
-  if (!g_file_get_contents ("/proc/meminfo", &text, NULL, NULL))
-    return 0;
-  /* A whole entry, at the start of a line (not "SwapFree" in "XSwapFree"). */
-  line = strstr (text, name);
-  while (line != NULL && line != text && line[-1] != '\n')
-    line = strstr (line + 1, name);
-  return line != NULL ? g_ascii_strtoull (line + strlen (name), NULL, 10) * 1024
-                      : 0;
-}
-
 /* The root buffers' sum against the memory there is, before any is
  * touched. */
 static gboolean
@@ -250,12 +233,9 @@ check_plan_memory (const SsfpnPlan *plan, GError **error)
 {
   double needed = 0;
   /* Linux overcommits: each buffer's allocation succeeds on its own, and
-   * zeroing more than this gets the process killed instead of an error. */
-  guint64 available = ssfpn_cpu_meminfo_bytes ("MemAvailable");
-
-  /* Without MemAvailable (kernels before 3.14) there is no check. */
-  if (available > 0)
-    available += ssfpn_cpu_meminfo_bytes ("SwapFree");
+   * zeroing more than this gets the process killed instead of an error.
+   * 0: nothing known, no check. */
+  guint64 available = ssfpn_cpu_available_bytes ();
 
   for (int t = 0; t < plan->n_tensors; t++)
     needed += (double) plan->item_floats[t] * plan->batch * sizeof (float);

@@ -4,6 +4,7 @@
 #define SSFPN_CPU_BACKEND_H
 
 #include "backend.h"
+#include "cpu/cpu_memory.h"
 
 G_BEGIN_DECLS
 
@@ -21,9 +22,6 @@ int ssfpn_cpu_plan_tensor_block (const SsfpnPlan *plan, int tensor);
  * orders of magnitude slower, so 0 on a real network is the aim. */
 int ssfpn_cpu_plan_reference_convs (const SsfpnPlan *plan);
 
-/* The /proc/meminfo entry @key (e.g. "MemAvailable") in bytes; 0 when the
- * file or the entry cannot be read. */
-guint64 ssfpn_cpu_meminfo_bytes (const char *key);
 
 G_END_DECLS
 

@@ -3,6 +3,8 @@
 #include "cpu/cpu_conv.h"
 #include "cpu/dnnl_compat.h"
 
+#include <oneapi/dnnl/dnnl_debug.h>
+
 #include <string.h>
 
 #include "ssfpn/ssfpn.h"
@@ -40,8 +42,8 @@ struct _CpuConv {
     dnnl_status_t status_ = (call);                                        \
     if (status_ != dnnl_success) {                                         \
       g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_RUNTIME,                \
-                   "layer %d: oneDNN %s failed (%s, status %d)", layer,    \
-                   what, #call, (int) status_);                            \
+                   "layer %d: oneDNN %s failed: %s (%s)", layer, what,     \
+                   dnnl_status2str (status_), #call);                      \
       goto fail;                                                           \
     }                                                                      \
   } G_STMT_END
@@ -402,8 +404,14 @@ cpu_conv_bind (CpuConv *conv, int item, float *src, float *dst,
   CpuConstMd scratch_md =
     dnnl_primitive_desc_query_md (conv->pd, dnnl_query_scratchpad_md, 0);
 
-  g_return_val_if_fail (b->src == NULL, FALSE);
-  g_return_val_if_fail (conv->has_residual == (residual != NULL), FALSE);
+  if (b->src != NULL || conv->has_residual != (residual != NULL))
+    {
+      /* A broken internal invariant, still reported as an error. */
+      g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_RUNTIME,
+                   "layer %d: internal error: convolution item %d bound "
+                   "twice or with the wrong residual", layer, item);
+      return FALSE;
+    }
 
   DNNL_CHECK (dnnl_memory_create (&b->src, conv->src_md, conv->engine, src),
               "memory creation");

@@ -4,6 +4,7 @@
 #include "buildconfig.h"
 
 #include "cpu/cpu_kernels.h"
+#include "upsample_index.h"
 
 #include <math.h>
 #include <string.h>
@@ -38,11 +39,13 @@ cpu_upsample_nearest (const CpuTensorView *in, const CpuTensorView *out,
     float *dst = cpu_view_channel (out, item, c);
 
     for (int y = 0; y < out->height; y++) {
-      const float *src_row = src + (gsize) (y / factor) * in->width * is;
+      const int sy = ssfpn_upsample_source (y, factor, in->height);
+      const float *src_row = src + (gsize) sy * in->width * is;
       float *dst_row = dst + (gsize) y * out->width * os;
 
       for (int x = 0; x < out->width; x++)
-        dst_row[(gsize) x * os] = src_row[(gsize) (x / factor) * is];
+        dst_row[(gsize) x * os] =
+            src_row[(gsize) ssfpn_upsample_source (x, factor, in->width) * is];
     }
   }
 }

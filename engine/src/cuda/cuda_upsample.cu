@@ -1,6 +1,7 @@
 /* Nearest upsampling into the output view (often a concat slice). */
 #include "cuda/cuda_upsample.h"
 #include "cuda/cuda_device.cuh"
+#include "upsample_index.h"
 
 template <typename T>
 __global__ void
@@ -13,7 +14,8 @@ upsample_kernel (CudaView in, CudaView out, int factor)
     NhwcIndex e = nhwc_index (i, out.channels, out.height, out.width);
 
     *view_at<T> (out, e.n, e.y, e.x, e.c)
-        = *view_at<T> (in, e.n, e.y / factor, e.x / factor, e.c);
+        = *view_at<T> (in, e.n, ssfpn_upsample_source (e.y, factor, in.height),
+                       ssfpn_upsample_source (e.x, factor, in.width), e.c);
   }
 }
 
