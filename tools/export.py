@@ -197,18 +197,36 @@ def parse_size(text):
     return parts
 
 
-def imgsz_from_checkpoint(ckpt):
-    """Training input size from ckpt['opt'] (v6.0+: 'imgsz'; v5.0:
-    'img_size' = [train, test]); 640 when absent."""
+def size_from_options(opt):
+    """'imgsz' (v6.0+) or 'img_size' = [train, test] (v5.0) of a training
+    options mapping, as [S, S]; None when absent."""
+    size = opt.get('imgsz', opt.get('img_size')) if opt else None
+    if isinstance(size, (list, tuple)):
+        size = size[0] if size else None
+    return [int(size), int(size)] if size else None
+
+
+def imgsz_from_checkpoint(ckpt, weights_path):
+    """The training input size: ckpt['opt'] (saved in checkpoints from
+    YOLOv5 v6.2 on), else the run's opt.yaml beside weights/ (what v5.0 to
+    v6.1 write, and what their --resume reads), else 640 with a warning."""
     opt = ckpt.get('opt') if isinstance(ckpt, dict) else None
     if opt is not None and not isinstance(opt, dict):
         opt = vars(opt)
-    size = None
-    if opt:
-        size = opt.get('imgsz', opt.get('img_size'))
-    if isinstance(size, (list, tuple)):
-        size = size[0] if size else None
-    return [int(size), int(size)] if size else [640, 640]
+    size = size_from_options(opt)
+    if size is None:
+        run = os.path.dirname(os.path.dirname(os.path.abspath(weights_path)))
+        opt_yaml = os.path.join(run, 'opt.yaml')
+        if os.path.isfile(opt_yaml):
+            import yaml
+            with open(opt_yaml) as f:
+                size = size_from_options(yaml.safe_load(f))
+    if size is None:
+        print(f'export: {weights_path}: no training input size in the '
+              'checkpoint or its run\'s opt.yaml; writing 640 (give '
+              '--imgsz if it was trained at another size)', file=sys.stderr)
+        size = [640, 640]
+    return size
 
 
 # ------------------------------------------------------------- checking
@@ -506,7 +524,7 @@ def from_checkpoint(ckpt, args):
         names = normalise_names(model.names, nc, 'model.names')
     else:
         names = [f'class{i}' for i in range(nc)]
-    imgsz = args.imgsz or imgsz_from_checkpoint(ckpt)
+    imgsz = args.imgsz or imgsz_from_checkpoint(ckpt, args.weights)
     return Exported(reference, names, imgsz, bn_eps, activation, model)
 
 

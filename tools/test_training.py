@@ -9,7 +9,10 @@ with 77 without it):
   and refuses a file of another network or other classes;
 - the trainer's --freeze N / --freeze-levels L,... keep those layers'
   weights and BatchNorm statistics bit for bit through real optimiser
-  steps while the grafted branch learns, and refuse bad level lists.
+  steps while the grafted branch learns, and refuse bad level lists;
+- tools/export.py finds a checkpoint's training input size in the run's
+  opt.yaml when the checkpoint has no 'opt' (YOLOv5 v5.0-v6.1);
+- the trainer's data refuses a label whose class the model lacks.
 
   /usr/bin/python3 tools/test_training.py
 """
@@ -187,9 +190,53 @@ def test_freeze(tmp, grafted):
               r.returncode != 0 and message in r.stderr, r.stderr.strip()[-200:])
 
 
+def test_export_input_size(tmp):
+    """tools/export.py takes the training size from the checkpoint's opt
+    (YOLOv5 v6.2+), else from the run's opt.yaml (v5.0-v6.1 keep it only
+    there), else 640."""
+    import export
+    weights = os.path.join(tmp, 'run', 'weights', 'best.pt')
+    os.makedirs(os.path.dirname(weights))
+    check('export size from ckpt opt',
+          export.imgsz_from_checkpoint({'opt': {'imgsz': 1280}}, weights) == [1280, 1280])
+    check('export size without opt.yaml: 640',
+          export.imgsz_from_checkpoint({'model': None}, weights) == [640, 640])
+    with open(os.path.join(tmp, 'run', 'opt.yaml'), 'w') as f:
+        f.write('weights: yolov5s.pt\nimgsz: 320\nepochs: 300\n')
+    check('export size from the run\'s opt.yaml (v6.0)',
+          export.imgsz_from_checkpoint({'model': None}, weights) == [320, 320])
+    with open(os.path.join(tmp, 'run', 'opt.yaml'), 'w') as f:
+        f.write('img_size:\n- 416\n- 416\n')
+    check('export size from the run\'s opt.yaml (v5.0 img_size)',
+          export.imgsz_from_checkpoint({'model': None}, weights) == [416, 416])
+
+
+def test_label_classes(tmp):
+    """A label of a class the model lacks is refused by name when the data
+    is loaded (YOLOv5 asserts it too), not deep inside the loss."""
+    from PIL import Image
+    from ssfpn_train.data import YoloDataset
+    root = os.path.join(tmp, 'classes')
+    os.makedirs(os.path.join(root, 'images'))
+    os.makedirs(os.path.join(root, 'labels'))
+    Image.new('RGB', (32, 32)).save(os.path.join(root, 'images', 'a.png'))
+    with open(os.path.join(root, 'labels', 'a.txt'), 'w') as f:
+        f.write('7 0.5 0.5 0.1 0.1\n')
+    dataset = YoloDataset(root, 32)
+    try:
+        dataset.check_classes(6)
+        refused = ''
+    except ValueError as e:
+        refused = str(e)
+    check('a label of class 7 for 6 classes is refused by file',
+          'a.txt: class 7 is not one of the model\'s 6 classes' in refused, refused)
+
+
 def main():
     torch.set_num_threads(2)
     with tempfile.TemporaryDirectory(prefix='ssfpn-test-training-') as tmp:
+        test_export_input_size(tmp)
+        test_label_classes(tmp)
         grafted = test_graft(tmp)
         if grafted:
             test_freeze(tmp, grafted)

@@ -101,7 +101,7 @@ class Bottleneck(nn.Module):
 
 
 class BottleneckCSP(nn.Module):
-    """CSP bottleneck as in YOLOv5 up to v5.0: plain cv2/cv3, BN over the
+    """CSP bottleneck as in YOLOv5 up to v6.0: plain cv2/cv3, BN over the
     concat, LeakyReLU(0.1) (not the model-wide activation)."""
 
     def __init__(self, c1, c2, n=1, shortcut=True, g=1, e=0.5):

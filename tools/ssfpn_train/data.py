@@ -104,6 +104,15 @@ class YoloDataset(torch.utils.data.Dataset):
                 self.load_resized(i)
         self.epoch_seed = 0  # set per epoch: augmentation is a function of (epoch, index)
 
+    def check_classes(self, nc):
+        """Every class id in 0..nc-1, as YOLOv5 asserts when it loads the
+        labels: one beyond would fail deep inside the loss."""
+        for path, rows in zip(self.label_paths, self.labels):
+            bad = rows[(rows[:, 0] < 0) | (rows[:, 0] >= nc) | (rows[:, 0] != np.floor(rows[:, 0]))]
+            if len(bad):
+                raise ValueError(f'{path}: class {bad[0, 0]:g} is not one of the '
+                                 f'model\'s {nc} classes (0 to {nc - 1})')
+
     def __len__(self):
         return len(self.images)
 

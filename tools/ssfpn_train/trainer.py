@@ -307,6 +307,9 @@ def main(argv=None):
 
     train_set = YoloDataset(args.data, args.img, hyp, augment=True, cache=args.cache)
     val_set = YoloDataset(args.val, args.img, cache=args.cache) if args.val else None
+    for dataset in (train_set, val_set):
+        if dataset is not None:
+            dataset.check_classes(model.model[-1].nc)
     batches_per_epoch = math.ceil(len(train_set) / args.batch)
     warmup_steps = max(round(hyp['warmup_epochs'] * batches_per_epoch), 100)
     print(json.dumps({'device': str(device), 'torch': torch.__version__, 'amp': amp,
