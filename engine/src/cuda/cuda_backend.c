@@ -324,9 +324,10 @@ fail:
 }
 
 /* Every convolution, its engine from the on-disk cache when there is one
- * for this plan, else timed (and the choices cached for the next start). */
+ * for this plan, else timed. The choices go into *@cache, which the caller
+ * saves for the next start once a whole run has worked with them. */
 static gboolean
-create_convs (SsfpnPlan *plan, GError **error)
+create_convs (SsfpnPlan *plan, CudaEngineCache **cache_out, GError **error)
 {
   const SsfpnGraph *graph = plan->graph;
   size_t scratch_out = 0, scratch_in = 0, workspace = 0;
@@ -398,8 +399,7 @@ create_convs (SsfpnPlan *plan, GError **error)
   g_debug ("%d of %d convolutions took their engine from the cache %s",
            from_cache, n_convs, cuda_engine_cache_path (cache) != NULL
            ? cuda_engine_cache_path (cache) : "(off)");
-  cuda_engine_cache_save (cache);
-  cuda_engine_cache_free (cache);
+  *cache_out = cache;
   return TRUE;
 
 fail:
@@ -461,8 +461,12 @@ static gboolean
 enqueue_network (SsfpnPlan *plan, GError **error)
 {
   for (guint i = 0; i < plan->graph->ops->len; i++)
-    if (!enqueue_op (plan, i, error))
+    if (!enqueue_op (plan, i, error)) {
+      /* The op's error names the call; the layer says where. */
+      g_prefix_error (error, "layer %d: ",
+                      ssfpn_graph_op (plan->graph, i)->layer);
       return FALSE;
+    }
   return TRUE;
 }
 
@@ -556,6 +560,7 @@ cuda_plan_new (const SsfpnGraph *graph, const SsfpnPlanOptions *options,
                GError **error)
 {
   SsfpnPlan *plan;
+  CudaEngineCache *cache = NULL;
 
   if (options->precision != SSFPN_PRECISION_FP32
       && options->precision != SSFPN_PRECISION_FP16) {
@@ -622,18 +627,23 @@ cuda_plan_new (const SsfpnGraph *graph, const SsfpnPlanOptions *options,
                                plan->output_floats * sizeof (float),
                                plan->stream));
 
-  if (!create_convs (plan, error))
+  if (!create_convs (plan, &cache, error))
     goto fail;
 
   /* One eager run: lazily initialised engines set themselves up outside
-   * the capture, and a failure shows here, with its layer. */
+   * the capture, and a failure shows here, with its layer. Only then are
+   * the engine choices saved: one that fails to run must not be found in
+   * the cache by every later start. */
   if (!enqueue_run (plan, error))
     goto fail;
   CUDA_CHECK (cudaStreamSynchronize (plan->stream));
+  cuda_engine_cache_save (cache);
+  g_clear_pointer (&cache, cuda_engine_cache_free);
   capture (plan, enqueue_run, "whole", &plan->run);
   return plan;
 
 fail:
+  g_clear_pointer (&cache, cuda_engine_cache_free);
   cuda_plan_free (plan);
   return NULL;
 }

@@ -754,6 +754,14 @@ try_cached (CudaConv *conv, const SsfpnConv2dParams *params,
   config = graph != NULL ? config_from_choice (conv, graph, choice) : NULL;
   if (config == NULL)
     return TRUE;
+  /* The cache file is not trusted: a stale or edited choice must not bring
+   * an engine the search would refuse (TF32 in fp32, say) into the plan. */
+  if (!numerics_acceptable (config, conv->dtype)) {
+    g_debug ("layer %d: cached engine %" G_GINT64_FORMAT " has numerics "
+             "this precision refuses; searching again", conv->layer,
+             choice->engine_index);
+    return TRUE;
+  }
   memset (candidate, 0, sizeof *candidate);
   if (!make_plan (conv, config, candidate)) {
     g_debug ("layer %d: cached engine %" G_GINT64_FORMAT " does not "
