@@ -21,6 +21,27 @@
 #include <gst/video/video.h>
 #include <stdio.h>
 
+/* @text as a JSON string (UTF-8 passes through; g_strescape's octal
+ * escapes are not JSON), or null without a text. */
+static void
+append_json_string (GString *line, const gchar *text)
+{
+  if (text == NULL) {
+    g_string_append (line, "null");
+    return;
+  }
+  g_string_append_c (line, '"');
+  for (const gchar *c = text; *c != '\0'; c++) {
+    if (*c == '"' || *c == '\\')
+      g_string_append_printf (line, "\\%c", *c);
+    else if ((guchar) *c < 0x20)
+      g_string_append_printf (line, "\\u%04x", (guchar) *c);
+    else
+      g_string_append_c (line, *c);
+  }
+  g_string_append_c (line, '"');
+}
+
 static void
 print_detection (GString *line, GstVideoRegionOfInterestMeta *roi)
 {
@@ -36,15 +57,16 @@ print_detection (GString *line, GstVideoRegionOfInterestMeta *roi)
                        "x_max", G_TYPE_DOUBLE, &x_max,
                        "y_max", G_TYPE_DOUBLE, &y_max, NULL);
 
-  gchar *label = g_strescape (g_quark_to_string (roi->roi_type), NULL);
+  g_string_append (line, "{\"label\": ");
+  append_json_string (line, roi->roi_type != 0
+                      ? g_quark_to_string (roi->roi_type) : NULL);
   g_string_append_printf (line,
-                          "{\"label\": \"%s\", \"label_id\": %d, "
+                          ", \"label_id\": %d, "
                           "\"confidence\": %.4f, \"x\": %u, \"y\": %u, "
                           "\"w\": %u, \"h\": %u, "
                           "\"box\": [%.5f, %.5f, %.5f, %.5f]}",
-                          label, label_id, confidence, roi->x, roi->y, roi->w,
+                          label_id, confidence, roi->x, roi->y, roi->w,
                           roi->h, x_min, y_min, x_max, y_max);
-  g_free (label);
 }
 
 static GstPadProbeReturn
@@ -104,9 +126,13 @@ main (int argc, char **argv)
   g_free (description);
   g_free (source);
   g_free (model);
-  if (pipeline == NULL) {
-    fprintf (stderr, "error: %s\n", error->message);
-    g_error_free (error);
+  /* A description GStreamer could half build (an unknown property, say)
+   * gives a pipeline and an error: that is an error too. */
+  if (pipeline == NULL || error != NULL) {
+    fprintf (stderr, "error: %s\n", error ? error->message : "no pipeline");
+    g_clear_error (&error);
+    if (pipeline != NULL)
+      gst_object_unref (pipeline);
     return 1;
   }
 

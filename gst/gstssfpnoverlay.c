@@ -338,9 +338,11 @@ roi_colour (GstVideoRegionOfInterestMeta * roi, gint label_id)
 {
   /* Metas from other elements carry no class index: their label decides,
    * and one without a label (roi_type 0) takes the first colour. */
+  const gchar *name = roi->roi_type != 0
+      ? g_quark_to_string (roi->roi_type) : NULL;
+  /* A quark GLib never issued has no string. */
   guint index = label_id >= 0 ? (guint) label_id
-      : roi->roi_type != 0 ? g_str_hash (g_quark_to_string (roi->roi_type))
-      : 0;
+      : name != NULL ? g_str_hash (name) : 0;
   return class_palette[index % N_CLASS_COLOURS];
 }
 

@@ -2,6 +2,7 @@
 #include "ssfpn-model-cache.h"
 
 #include <ssfpn/ssfpn-frame.h>
+#include <stdlib.h>
 
 typedef struct {
   char *path;
@@ -88,6 +89,17 @@ open_model (const char *path, GError **error)
       ? ssfpn_model_open_default (error) : ssfpn_model_open (path, error);
 }
 
+static char *
+resolved_path (const char *path)
+{
+  char *real = realpath (path, NULL);
+  if (real == NULL)
+    return g_canonicalize_filename (path, NULL);
+  char *copy = g_strdup (real);
+  free (real);
+  return copy;
+}
+
 SsfpnModel *
 ssfpn_model_cache_acquire (const char *instance_id, const char *path,
                            GError **error)
@@ -97,9 +109,11 @@ ssfpn_model_cache_acquire (const char *instance_id, const char *path,
 
   BuildLock *build = build_lock_take (instance_id);
 
-  /* Two spellings of one file are one model. */
+  /* Two spellings of one file (a relative path, a symbolic link) are one
+   * model; a path that does not resolve is compared as written, and its
+   * load then fails with the engine's message. */
   g_autofree char *canonical = ssfpn_model_path_is_default (path)
-      ? g_strdup (SSFPN_DEFAULT_MODEL_NAME) : g_canonicalize_filename (path, NULL);
+      ? g_strdup (SSFPN_DEFAULT_MODEL_NAME) : resolved_path (path);
   SsfpnModel *model = NULL;
   g_mutex_lock (&cache_lock);
   CacheEntry *entry = cache_entries != NULL

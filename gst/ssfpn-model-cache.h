@@ -1,7 +1,8 @@
 /* ssfpndetect: models and inference contexts shared by model-instance-id.
  *
  * Elements whose model-instance-id is the same hold one SsfpnModel: the file
- * is loaded once and its weights live once in memory. Those that also ask
+ * is read and checked once (each context packs its own copy of the
+ * weights for its backend). Those that also ask
  * for the same device, precision, batch size and input size hold one
  * SsfpnContext too (its plan, buffers and, on a GPU, its stream); the
  * others get their own context on the shared model. A context is not

@@ -4,9 +4,12 @@
 
 #include <gst/video/video.h>
 
+/* A region is told by id and type: ids are only unique among one element's
+ * regions, and another element on the buffer may number its own from 1. */
 typedef struct
 {
   gint roi_id;
+  GQuark roi_type;
   GstStructure *params;
 } KeptParams;
 
@@ -51,9 +54,10 @@ add_keeper (GstBuffer * buffer)
 }
 
 static void
-keep (SsfpnParamsKeeper * keeper, gint roi_id, const GstStructure * params)
+keep (SsfpnParamsKeeper * keeper, gint roi_id, GQuark roi_type,
+    const GstStructure * params)
 {
-  KeptParams entry = { roi_id, gst_structure_copy (params) };
+  KeptParams entry = { roi_id, roi_type, gst_structure_copy (params) };
   g_array_append_val (keeper->kept, entry);
 }
 
@@ -71,7 +75,7 @@ keeper_transform (GstBuffer * dest, GstMeta * meta, GstBuffer * buffer,
     return FALSE;
   for (guint i = 0; i < source->kept->len; i++) {
     KeptParams *entry = &g_array_index (source->kept, KeptParams, i);
-    keep (target, entry->roi_id, entry->params);
+    keep (target, entry->roi_id, entry->roi_type, entry->params);
   }
   ssfpn_params_keeper_restore (dest);
   return TRUE;
@@ -118,13 +122,13 @@ ssfpn_params_keeper_attach (GstBuffer * buffer,
     GstStructure *params =
         gst_video_region_of_interest_meta_get_param (rois[i], "detection");
     if (params != NULL)
-      keep (keeper, rois[i]->id, params);
+      keep (keeper, rois[i]->id, rois[i]->roi_type, params);
   }
 }
 
-/* The kept structure for @roi_id, or NULL. */
+/* The kept structure for the region @roi_id of @roi_type, or NULL. */
 static const GstStructure *
-kept_params (GstBuffer * buffer, gint roi_id)
+kept_params (GstBuffer * buffer, gint roi_id, GQuark roi_type)
 {
   gpointer state = NULL;
   GstMeta *meta;
@@ -133,7 +137,7 @@ kept_params (GstBuffer * buffer, gint roi_id)
     SsfpnParamsKeeper *keeper = (SsfpnParamsKeeper *) meta;
     for (guint i = 0; i < keeper->kept->len; i++) {
       KeptParams *entry = &g_array_index (keeper->kept, KeptParams, i);
-      if (entry->roi_id == roi_id)
+      if (entry->roi_id == roi_id && entry->roi_type == roi_type)
         return entry->params;
     }
   }
@@ -148,7 +152,8 @@ ssfpn_params_keeper_restore (GstBuffer * buffer)
   while ((meta = gst_buffer_iterate_meta_filtered (buffer, &state,
               GST_VIDEO_REGION_OF_INTEREST_META_API_TYPE)) != NULL) {
     GstVideoRegionOfInterestMeta *roi = (GstVideoRegionOfInterestMeta *) meta;
-    const GstStructure *params = kept_params (buffer, roi->id);
+    const GstStructure *params = kept_params (buffer, roi->id,
+        roi->roi_type);
     if (params != NULL && gst_video_region_of_interest_meta_get_param (roi,
             gst_structure_get_name (params)) == NULL)
       gst_video_region_of_interest_meta_add_param (roi,

@@ -92,6 +92,14 @@ ssfpn_read_labels_file (const char *path, int num_classes, GError **error)
   char **labels = g_new0 (char *, n_lines + 1);
   for (guint i = 0; i < n_lines; i++) {
     char *name = g_strstrip (lines[i]);
+    /* Names go into GstStructure strings and Pango text: UTF-8 only. */
+    if (!g_utf8_validate (name, -1, NULL)) {
+      g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_ARGUMENT,
+                   "labels file \"%s\": line %u is not UTF-8 text (save "
+                   "the file as UTF-8)", path, i + 1);
+      g_strfreev (labels);
+      return NULL;
+    }
     if (*name == '\0') {
       g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_ARGUMENT,
                    "labels file \"%s\": line %u is empty; every class needs "

@@ -556,6 +556,51 @@ GST_START_TEST (test_detection_survives_scaling)
 
 GST_END_TEST;
 
+/* Another element's region that happens to have our region's id (ids are
+ * per element) must not be given our detection structure when a copy or
+ * scale puts the kept structures back. */
+GST_START_TEST (test_kept_detection_not_given_to_foreign_region)
+{
+  GstHarness *h = harness_new (NULL);
+  gst_harness_set_src_caps (h, caps_for_case ("seq-0"));
+  GstBuffer *out = push_and_pull (h, "seq-0", 0);
+  guint n;
+  GstVideoRegionOfInterestMeta **ours = roi_metas (out, &n);
+  fail_unless (n > 0);
+  gint shared_id = ours[0]->id;
+  g_free (ours);
+
+  /* The foreign region comes first on the buffer, as from an element
+   * upstream; copying our metas after it runs the keeper's restore. */
+  GstBuffer *copy = gst_buffer_new ();
+  GstVideoRegionOfInterestMeta *face =
+      gst_buffer_add_video_region_of_interest_meta (copy, "face", 1, 2, 3, 4);
+  face->id = shared_id;
+  fail_unless (gst_buffer_copy_into (copy, out, GST_BUFFER_COPY_METADATA, 0,
+          -1));
+
+  GstVideoRegionOfInterestMeta **metas = roi_metas (copy, &n);
+  guint faces = 0;
+  for (guint i = 0; i < n; i++) {
+    GstStructure *detection =
+        gst_video_region_of_interest_meta_get_param (metas[i], "detection");
+    if (metas[i]->roi_type == g_quark_from_string ("face")) {
+      faces++;
+      fail_unless (detection == NULL, "the foreign region got %"
+          GST_PTR_FORMAT, detection);
+    } else {
+      fail_unless (detection != NULL, "region %u lost its structure", i);
+    }
+  }
+  fail_unless_equals_int (faces, 1);
+  g_free (metas);
+  gst_buffer_unref (copy);
+  gst_buffer_unref (out);
+  gst_harness_teardown (h);
+}
+
+GST_END_TEST;
+
 /* Detections are top-level regions: parent_id -1, as documented, not the
  * 0 GStreamer initialises it to (which reads as a reference to ROI 0). */
 GST_START_TEST (test_roi_has_no_parent)
@@ -1043,12 +1088,22 @@ GST_START_TEST (test_error_labels)
       short_labels, "2 classes", "3", NULL);
   gst_element_set_state (s.element, GST_STATE_NULL);
 
+  /* Latin-1, not UTF-8: names go into structures and Pango text. */
+  gchar *latin1_labels = write_temp_file ("ssfpn-test-latin1-labels.txt",
+      "one\ncaf\xe9\nthree\n", -1);
+  g_object_set (s.element, "labels", latin1_labels, NULL);
+  expect_start_error (&s, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_SETTINGS,
+      latin1_labels, "line 2 is not UTF-8", NULL);
+  gst_element_set_state (s.element, GST_STATE_NULL);
+
   g_object_set (s.element, "labels", "/nonexistent/labels.txt", NULL);
   expect_start_error (&s, GST_RESOURCE_ERROR, GST_RESOURCE_ERROR_OPEN_READ,
       "/nonexistent/labels.txt", NULL);
   standalone_free (&s);
   g_unlink (short_labels);
   g_free (short_labels);
+  g_unlink (latin1_labels);
+  g_free (latin1_labels);
 }
 
 GST_END_TEST;
@@ -1594,7 +1649,23 @@ GST_START_TEST (test_shared_model_instances)
   standalone_free (&s);
   fail_unless_equals_int (model_cache_users ("shared-test"), 2);
 
-  /* So is the built-in default model (an empty "model"). */
+  /* A symbolic link to the same file is the same model. */
+  gchar *link = g_build_filename (g_get_tmp_dir (),
+      "ssfpn-test-link.safetensors", NULL);
+  g_unlink (link);
+  fail_unless (symlink (model_path, link) == 0);
+  s = standalone_new ();
+  g_object_set (s.element, "model", link, "model-instance-id", "shared-test",
+      NULL);
+  fail_unless_equals_int (gst_element_set_state (s.element, GST_STATE_PAUSED),
+      GST_STATE_CHANGE_SUCCESS);
+  fail_unless_equals_int (model_cache_users ("shared-test"), 3);
+  standalone_free (&s);
+  fail_unless_equals_int (model_cache_users ("shared-test"), 2);
+  g_unlink (link);
+  g_free (link);
+
+  /* The built-in default model (an empty "model") is refused too. */
   s = standalone_new ();
   g_object_set (s.element, "model", "", "model-instance-id", "shared-test",
       NULL);
@@ -2089,6 +2160,7 @@ ssfpndetect_suite (void)
   tcase_add_test (tc, test_class_filter_and_thresholds);
   tcase_add_test (tc, test_labels_file);
   tcase_add_test (tc, test_detection_survives_scaling);
+  tcase_add_test (tc, test_kept_detection_not_given_to_foreign_region);
   tcase_add_test (tc, test_post_messages);
   tcase_add_test (tc, test_post_messages_bytes_segment);
   tcase_add_test (tc, test_property_defaults_and_ranges);

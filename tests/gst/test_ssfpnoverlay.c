@@ -620,6 +620,18 @@ GST_START_TEST (test_foreign_and_clipped_regions)
   fail_unless_equals_int (count_changed (&o, 0, 0, FRAME_WIDTH, BOX_Y), 0);
   outcome_clear (&o);
 
+  /* A type that is no quark GLib issued (it has no string): drawn as an
+   * untyped region, not a crash. */
+  input = grey_frame (&info);
+  GstVideoRegionOfInterestMeta *stray =
+      gst_buffer_add_video_region_of_interest_meta (input, NULL, BOX_X, BOX_Y,
+      BOX_W, BOX_H);
+  stray->roi_type = G_MAXUINT32 - 1;
+  run_overlay ("", &info, input, &o);
+  check_outline_drawn (&o, BOX_X, BOX_Y, BOX_W, BOX_H, 2, "unissued type");
+  fail_unless_equals_int (count_changed (&o, 0, 0, FRAME_WIDTH, BOX_Y), 0);
+  outcome_clear (&o);
+
   /* A region wholly outside the frame draws nothing at all. */
   input = grey_frame (&info);
   gst_buffer_add_video_region_of_interest_meta (input, "away", 500, 10, 20,
