@@ -1370,6 +1370,31 @@ GST_START_TEST (test_allocation_counts_held_frames)
 
 GST_END_TEST;
 
+/* Waits up to @seconds for EOS (an error fails the test), then stops and
+ * drops @pipeline. */
+static void
+wait_for_eos (GstElement * pipeline, guint seconds)
+{
+  GstBus *bus = gst_element_get_bus (pipeline);
+  GstMessage *msg = gst_bus_timed_pop_filtered (bus, seconds * GST_SECOND,
+      GST_MESSAGE_EOS | GST_MESSAGE_ERROR);
+  fail_unless (msg != NULL, "neither EOS nor an error in %u s", seconds);
+  fail_unless_equals_int (GST_MESSAGE_TYPE (msg), GST_MESSAGE_EOS);
+  gst_message_unref (msg);
+  gst_object_unref (bus);
+  gst_element_set_state (pipeline, GST_STATE_NULL);
+  gst_object_unref (pipeline);
+}
+
+/* Plays @pipeline to EOS (wait_for_eos). */
+static void
+play_to_eos (GstElement * pipeline, guint seconds)
+{
+  fail_unless (gst_element_set_state (pipeline, GST_STATE_PLAYING)
+      != GST_STATE_CHANGE_FAILURE);
+  wait_for_eos (pipeline, seconds);
+}
+
 static GstPadProbeReturn
 record_allocation_min (GstPad * pad, GstPadProbeInfo * info,
     gpointer user_data)
@@ -1404,17 +1429,7 @@ GST_START_TEST (test_allocation_without_downstream_answer)
   gst_object_unref (pad);
   gst_object_unref (src);
 
-  fail_unless (gst_element_set_state (pipeline, GST_STATE_PLAYING)
-      != GST_STATE_CHANGE_FAILURE);
-  GstBus *bus = gst_element_get_bus (pipeline);
-  GstMessage *msg = gst_bus_timed_pop_filtered (bus, 120 * GST_SECOND,
-      GST_MESSAGE_EOS | GST_MESSAGE_ERROR);
-  fail_unless (msg != NULL);
-  fail_unless_equals_int (GST_MESSAGE_TYPE (msg), GST_MESSAGE_EOS);
-  gst_message_unref (msg);
-  gst_object_unref (bus);
-  gst_element_set_state (pipeline, GST_STATE_NULL);
-  gst_object_unref (pipeline);
+  play_to_eos (pipeline, 120);
 
   fail_unless_equals_int (min_seen, 5);
 }
@@ -1766,18 +1781,50 @@ starter_finish (Starter * starter)
   return starter->result;
 }
 
+/* A model file that is a FIFO no one writes to yet: opening it blocks,
+ * so a start() that loads it waits. */
+typedef struct
+{
+  gchar *dir, *path;
+} FifoModel;
+
+static FifoModel
+fifo_model_new (void)
+{
+  FifoModel f;
+  f.dir = g_dir_make_tmp ("ssfpn-fifo-XXXXXX", NULL);
+  fail_unless (f.dir != NULL);
+  f.path = g_build_filename (f.dir, "model.safetensors", NULL);
+  fail_unless (mkfifo (f.path, 0600) == 0);
+  return f;
+}
+
+/* Lets the waiting open() go with an empty file: that start fails. */
+static void
+fifo_model_release (FifoModel * f)
+{
+  int writer = open (f->path, O_WRONLY);
+  fail_unless (writer >= 0);
+  close (writer);
+}
+
+static void
+fifo_model_free (FifoModel * f)
+{
+  g_unlink (f->path);
+  g_rmdir (f->dir);
+  g_free (f->path);
+  g_free (f->dir);
+}
+
 /* Elements of different model-instance-ids build their models and
  * contexts independently: while one is stuck opening its model file (a
  * FIFO no one writes to yet), an element of another id starts. */
 GST_START_TEST (test_instance_ids_build_independently)
 {
-  gchar *dir = g_dir_make_tmp ("ssfpn-fifo-XXXXXX", NULL);
-  fail_unless (dir != NULL);
-  gchar *fifo = g_build_filename (dir, "model.safetensors", NULL);
-  fail_unless (mkfifo (fifo, 0600) == 0);
-
+  FifoModel fifo = fifo_model_new ();
   Standalone stuck = standalone_new ();
-  g_object_set (stuck.element, "model", fifo, "model-instance-id",
+  g_object_set (stuck.element, "model", fifo.path, "model-instance-id",
       "fifo-test", NULL);
   Starter stuck_start, other_start;
   starter_begin (&stuck_start, stuck.element, "stuck");
@@ -1789,10 +1836,7 @@ GST_START_TEST (test_instance_ids_build_independently)
   starter_begin (&other_start, other.element, "other");
   gboolean in_time = starter_wait (&other_start, 60);
 
-  /* Let the stuck one go: an empty file, so its start fails. */
-  int writer = open (fifo, O_WRONLY);
-  fail_unless (writer >= 0);
-  close (writer);
+  fifo_model_release (&fifo);
   GstStateChangeReturn stuck_result = starter_finish (&stuck_start);
   GstStateChangeReturn other_result = starter_finish (&other_start);
   fail_unless (in_time, "an element of another id waited for a model load");
@@ -1802,10 +1846,7 @@ GST_START_TEST (test_instance_ids_build_independently)
 
   standalone_free (&stuck);
   standalone_free (&other);
-  g_unlink (fifo);
-  g_rmdir (dir);
-  g_free (fifo);
-  g_free (dir);
+  fifo_model_free (&fifo);
 }
 
 GST_END_TEST;
@@ -1815,13 +1856,9 @@ GST_END_TEST;
  * used. The model is a FIFO no one writes to yet, so start() waits. */
 GST_START_TEST (test_properties_refused_while_starting)
 {
-  gchar *dir = g_dir_make_tmp ("ssfpn-fifo-XXXXXX", NULL);
-  fail_unless (dir != NULL);
-  gchar *fifo = g_build_filename (dir, "model.safetensors", NULL);
-  fail_unless (mkfifo (fifo, 0600) == 0);
-
+  FifoModel fifo = fifo_model_new ();
   Standalone s = standalone_new ();
-  g_object_set (s.element, "model", fifo, NULL);
+  g_object_set (s.element, "model", fifo.path, NULL);
   Starter starter;
   starter_begin (&starter, s.element, "starting");
   g_usleep (300 * 1000);        /* it reaches the blocking open() */
@@ -1830,18 +1867,13 @@ GST_START_TEST (test_properties_refused_while_starting)
   g_object_get (s.element, "batch-size", &batch_size, "input-size",
       &input_size, NULL);
 
-  int writer = open (fifo, O_WRONLY);
-  fail_unless (writer >= 0);
-  close (writer);
+  fifo_model_release (&fifo);
   fail_unless_equals_int (starter_finish (&starter), GST_STATE_CHANGE_FAILURE);
   fail_unless_equals_int (batch_size, 1);
   fail_unless_equals_int (input_size, 0);
 
   standalone_free (&s);
-  g_unlink (fifo);
-  g_rmdir (dir);
-  g_free (fifo);
-  g_free (dir);
+  fifo_model_free (&fifo);
 }
 
 GST_END_TEST;
@@ -1950,15 +1982,7 @@ GST_START_TEST (test_shared_context_in_pipeline)
   g_signal_emit_by_name (src, "end-of-stream", &ret);
   gst_object_unref (src);
 
-  GstBus *bus = gst_element_get_bus (pipeline);
-  GstMessage *msg = gst_bus_timed_pop_filtered (bus, 120 * GST_SECOND,
-      GST_MESSAGE_EOS | GST_MESSAGE_ERROR);
-  fail_unless (msg != NULL);
-  fail_unless_equals_int (GST_MESSAGE_TYPE (msg), GST_MESSAGE_EOS);
-  gst_message_unref (msg);
-  gst_object_unref (bus);
-  gst_element_set_state (pipeline, GST_STATE_NULL);
-  gst_object_unref (pipeline);
+  wait_for_eos (pipeline, 120);
   fail_unless_equals_int (model_cache_users ("tee-test"), 0);
   fail_unless_equals_int (model_cache_contexts ("tee-test"), 0);
 
@@ -2124,17 +2148,7 @@ GST_START_TEST (test_pipeline_500_buffers)
   gst_object_unref (pad);
   gst_object_unref (sink);
 
-  fail_unless (gst_element_set_state (pipeline, GST_STATE_PLAYING)
-      != GST_STATE_CHANGE_FAILURE);
-  GstBus *bus = gst_element_get_bus (pipeline);
-  GstMessage *msg = gst_bus_timed_pop_filtered (bus, 300 * GST_SECOND,
-      GST_MESSAGE_EOS | GST_MESSAGE_ERROR);
-  fail_unless (msg != NULL);
-  fail_unless_equals_int (GST_MESSAGE_TYPE (msg), GST_MESSAGE_EOS);
-  gst_message_unref (msg);
-  gst_object_unref (bus);
-  gst_element_set_state (pipeline, GST_STATE_NULL);
-  gst_object_unref (pipeline);
+  play_to_eos (pipeline, 300);
 
   fail_unless_equals_int (counts[0], 500);
   fail_unless (counts[1] > 0, "no detections at all in 500 frames");
