@@ -1012,7 +1012,8 @@ frame_colour_from_video (GstSsfpnDetect * self, const GstVideoInfo * info,
   switch (colorimetry->matrix) {
     case GST_VIDEO_COLOR_MATRIX_BT601:
     case GST_VIDEO_COLOR_MATRIX_FCC:
-      /* FCC's Kr 0.30, Kb 0.11 are BT.601's 0.299, 0.114 to 1%. */
+      /* FCC's Kr 0.30, Kb 0.11 are within 0.004 of BT.601's 0.299, 0.114;
+       * BT.709's are 0.2126, 0.0722. */
       frame->matrix = SSFPN_COLOR_MATRIX_BT601;
       break;
     case GST_VIDEO_COLOR_MATRIX_BT709:
