@@ -5,10 +5,15 @@
 # scripts/gpu-check.sh to unpack there with `dpkg -x` (nothing can be
 # fetched on that machine).
 #
-#   scripts/fetch-gst-runtime.sh [BUILD_DIR]      (default build-cuda)
+#   scripts/fetch-gst-runtime.sh [BUILD_DIR]      (default build)
+#
+# scripts/pack-gpu-carry.sh calls it and moves .gst-runtime/ into
+# .gpu-carry/debs/.
 #
 # What is fetched: GStreamer's core with gst-launch-1.0 and
-# gst-plugin-scanner, the base plugins (videotestsrc), and the package of
+# gst-plugin-scanner, the base plugins (videotestsrc, appsrc, videoconvert,
+# videoscale: what the tests and benchmarks use), DejaVu fonts with
+# fontconfig's configuration (the overlay's text), and the package of
 # every shared library that the build's programs, plugin and tests, and those
 # GStreamer parts, load (found with ldd, mapped with dpkg -S): GLib,
 # json-glib, oneDNN (libdnnl), libpng, libjpeg62-turbo, libgomp, ORC, cairo,
@@ -18,7 +23,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 
-build=${1:-build-cuda}
+build=${1:-build}
 dest=.gst-runtime
 gst_plugins=/usr/lib/x86_64-linux-gnu/gstreamer-1.0
 gst_libexec=/usr/lib/x86_64-linux-gnu/gstreamer1.0/gstreamer-1.0
@@ -40,6 +45,8 @@ trap 'rm -f "$list"' EXIT
   echo "$gst_libexec/gst-plugin-scanner"
   echo "$gst_plugins/libgstcoreelements.so"
   echo "$gst_plugins/libgstvideotestsrc.so"
+  echo "$gst_plugins/libgstapp.so"
+  echo "$gst_plugins/libgstvideoconvertscale.so"
 } | while read -r file; do
   # Only dynamic ELF objects; ldd fails on anything else.
   ldd "$file" 2>/dev/null | awk '$2 == "=>" && $3 ~ /^\// { print $3 }'
@@ -57,9 +64,12 @@ package_of () {
 }
 
 packages="libgstreamer1.0-0 gstreamer1.0-tools gstreamer1.0-plugins-base \
-libgstreamer-plugins-base1.0-0"
+libgstreamer-plugins-base1.0-0 fonts-dejavu-core fontconfig-config"
 unknown=""
+build_path=$(readlink -f "$build")
 while read -r lib; do
+  # The build's own libraries travel with the build.
+  case $(readlink -f "$lib") in "$build_path"/*) continue ;; esac
   if pkg=$(package_of "$lib") && [ -n "$pkg" ]; then
     packages="$packages $pkg"
   else

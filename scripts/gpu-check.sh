@@ -1,64 +1,107 @@
 #!/bin/sh
 # The GPU checks and benchmarks, for a machine with an NVIDIA GPU: the
 # device tool's machine (bare image: CUDA 13, PyTorch 2.11 with cuDNN 9 in
-# its pip packages, meson and ninja, no GStreamer, no internet) or any
-# workstation. Everything is built HERE and carried:
+# its pip packages, no GStreamer, no internet) or any workstation.
+# Everything is built HERE and carried:
 #
-#   here, once:   meson setup build-cuda && ninja -C build-cuda -j2
-#                 scripts/fetch-gst-runtime.sh build-cuda   (-> .gst-runtime/)
-#   device tool:  three calls, each well inside the 10-minute limit:
-#     run(carry=["build-cuda", ".gst-runtime"], timeout_s=600,
-#         command="scripts/gpu-check.sh build-cuda test")
-#     run(carry=["build-cuda", ".gst-runtime"], timeout_s=600,
-#         command="scripts/gpu-check.sh build-cuda bench")
-#     run(carry=["build-cuda", ".gst-runtime"], timeout_s=600,
-#         command="scripts/gpu-check.sh build-cuda gst")
-#   (or STAGE "all" on a workstation). Each stage writes one log,
-#   STAGE.log (and bench the raw numbers, bench-MODEL.json), to $OUT (the
-#   device tool's output folder, which returns at most 8 files) when set,
-#   else to BUILD_DIR/gpu-check; longer logs stay in /tmp/ssfpn-logs.
+#   here, once:   scripts/test.sh  (builds build/ with CUDA where nvcc is)
+#                 scripts/pack-gpu-carry.sh build   (-> .gpu-carry/)
+#   device tool:  one call, its work cut to fit DEADLINE (default 390 s):
+#     run(carry=[".gpu-carry"], timeout_s=450,
+#         command="scripts/gpu-check.sh")
 #
-# Stages:
-#   test   GPU, driver, CUDA and cuDNN versions; the whole test suite, where
-#          test-cuda must really run (77 = no GPU = failure);
-#          compute-sanitizer memcheck over test-cuda (graphs and eager); the
-#          engine cache: a second start must take every engine from it.
+# The device tool lends 15 minutes a session, a start included, so the
+# default stage "all" does the checks in the order they matter and leaves
+# out, with a line saying so, what would pass DEADLINE seconds from its
+# start: that leaves time for a second call after a fix. Each step has its
+# own time limit. What comes back in $OUT (else BUILD_DIR/gpu-check):
+# gpu-check.log (everything printed), bench-MODEL.json, bench-compile.json
+# and logs.tar.gz (every step's whole log, from /tmp/ssfpn-logs).
+#
+#   scripts/gpu-check.sh [BUILD_DIR] [STAGE]     (default: the packed build, all)
+#
+# Steps, in the order "all" runs them (STAGE test, bench or gst runs its own):
+#   test   the environment (every library the build loads is found, GPU,
+#          driver, CUDA and cuDNN versions, cuDNN not older than the build's
+#          headers); test-cuda, which must run (77 = no GPU = failure); the
+#          rest of the test suite, in parallel; the engine cache (a second
+#          start takes every engine from it)
 #   bench  yolov5s and yolov5s-ssfpn (random weights, tools/make_model.py)
 #          at 640: tools/bench_gpu.py (this engine's scopes A, B, C against
-#          PyTorch eager FP16 and torch.compile max-autotune, batch 1, 8, 32)
-#          and Nsight Compute's summary of one scope-A batch-1 run.
+#          PyTorch eager FP16, batch 1, 8, 32)
 #   gst    scripts/bench-gst.sh: 1080p NV12 through ssfpndetect device=cuda,
-#          batch 1, 8, 32.
+#          batch 1, 8, 32
+#   then, in "all" and "test": compute-sanitizer memcheck over test-cuda
+#          (eager, then graphs; one engine candidate per convolution); in
+#          "all" and "bench": torch.compile max-autotune at batch 32 and
+#          Nsight Compute's summary of one scope-A batch-1 run.
 set -eu
 cd "$(dirname "$0")/.."
 
-build=${1:-build-cuda}
+carried=.gpu-carry
+packed=$(sed -n 's/^build //p' "$carried/build-info.txt" 2>/dev/null || true)
+build=${1:-${packed:-build}}
 stage=${2:-all}
+deadline=${DEADLINE:-390}
 cuda=${CUDA_PATH:-/usr/local/cuda}
 out=${OUT:-$build/gpu-check}
 runtime=/tmp/ssfpn-runtime
 logs=/tmp/ssfpn-logs
-mkdir -p "$out" "$logs"
+started=$(date +%s)
+mkdir -p "$logs"
 
-# ---- environment -----------------------------------------------------------
+case $stage in
+  test|bench|gst|all) ;;
+  *) echo "unknown stage $stage (test, bench, gst, all)" >&2; exit 2 ;;
+esac
 
-# cuDNN: $CUDNN_LIB, the toolkit's, or the one inside PyTorch's pip packages
-# (nvidia.cudnn is a namespace package: __path__, not __file__).
-cudnn_lib=${CUDNN_LIB:-}
-if [ -z "$cudnn_lib" ] && ! ls "$cuda"/lib64/libcudnn.so.9* >/dev/null 2>&1; then
-  cudnn_lib=$(python3 -c 'import nvidia.cudnn as m, os; print(os.path.join(list(m.__path__)[0], "lib"))' 2>/dev/null || true)
+# ---- the carried build and runtime --------------------------------------------
+
+if [ -f "$carried/build.tar.xz" ] && [ ! -f "$build/buildconfig.h" ]; then
+  mkdir -p "$build"
+  xz -dc "$carried/build.tar.xz" | tar -x -C "$build"
 fi
+[ -f "$build/buildconfig.h" ] || {
+  echo "no build in $build: run scripts/pack-gpu-carry.sh here and carry .gpu-carry" >&2; exit 1; }
+grep -q "HAVE_CUDA 1" "$build/buildconfig.h" || {
+  echo "$build was configured without CUDA (HAVE_CUDA 0)" >&2; exit 1; }
+mkdir -p "$out"
+
+# The build was configured elsewhere: its absolute source path must exist
+# (test programs find tests/data through it).
+source_dir=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["directories"]["source"])' \
+  "$build/meson-info/meson-info.json")
+if [ "$source_dir" != "$PWD" ] && [ ! -e "$source_dir" ]; then
+  mkdir -p "$(dirname "$source_dir")"
+  ln -s "$PWD" "$source_dir"
+fi
+
+# cuDNN and the CUDA libraries: $CUDNN_LIB, the toolkit's, then every lib
+# folder of PyTorch's nvidia pip packages (cuDNN in nvidia/cudnn/lib; with
+# CUDA 13 the runtime and cuBLAS in nvidia/cu13/lib). nvidia is a namespace
+# package: __path__, not __file__.
 libs=""
-for dir in "$cuda/lib64" "$cuda/lib" $cudnn_lib; do
+for dir in ${CUDNN_LIB:-} "$cuda/lib64" "$cuda/lib" $(python3 -c '
+import glob, os
+try:
+    import nvidia
+except ImportError:
+    raise SystemExit
+for root in nvidia.__path__:
+    for lib in sorted(glob.glob(os.path.join(root, "*", "lib"))):
+        print(lib)' 2>/dev/null); do
   [ -d "$dir" ] && libs="$libs${libs:+:}$dir"
 done
 
-# GStreamer and the Debian libraries carried in .gst-runtime/: unpacked
-# apart from /, and only the sonames this system lacks are put on the path
-# (its own glibc-era libraries are newer and stay in charge).
-if [ -d .gst-runtime ] && [ ! -d "$runtime/lib" ]; then
-  mkdir -p "$runtime/root" "$runtime/lib"
-  for deb in .gst-runtime/*.deb; do dpkg -x "$deb" "$runtime/root"; done
+# GStreamer and the Debian libraries: unpacked apart from /, and only the
+# sonames this system lacks go on the path (its own glibc-era libraries are
+# newer and stay in charge). Only the plugins the tests and benchmarks use
+# are registered: the others would warn about libraries not carried.
+debs=$carried/debs
+[ -d "$debs" ] || debs=.gst-runtime
+if [ -d "$debs" ] && [ ! -d "$runtime/lib" ]; then
+  mkdir -p "$runtime/root" "$runtime/lib" "$runtime/plugins"
+  for deb in "$debs"/*.deb; do dpkg -x "$deb" "$runtime/root"; done
   for lib in "$runtime"/root/usr/lib/x86_64-linux-gnu/*.so.* \
              "$runtime"/root/lib/x86_64-linux-gnu/*.so.*; do
     [ -e "$lib" ] || continue
@@ -66,91 +109,155 @@ if [ -d .gst-runtime ] && [ ! -d "$runtime/lib" ]; then
     ldconfig -p | grep -q "[[:space:]]$name[[:space:]]" \
       || ln -sf "$lib" "$runtime/lib/$name"
   done
+  for plugin in coreelements videotestsrc app videoconvertscale; do
+    ln -sf "$runtime/root/usr/lib/x86_64-linux-gnu/gstreamer-1.0/libgst$plugin.so" \
+      "$runtime/plugins/"
+  done
+  # The overlay's text: the carried DejaVu fonts.
+  cat >"$runtime/fonts.conf" <<EOF
+<?xml version="1.0"?>
+<!DOCTYPE fontconfig SYSTEM "urn:fontconfig:fonts.dtd">
+<fontconfig>
+  <dir>$runtime/root/usr/share/fonts</dir>
+  <cachedir>$runtime/fontconfig-cache</cachedir>
+</fontconfig>
+EOF
 fi
 if [ -d "$runtime/lib" ]; then
   libs="$libs:$runtime/lib"
-  export GST_PLUGIN_SYSTEM_PATH="$runtime/root/usr/lib/x86_64-linux-gnu/gstreamer-1.0"
+  export GST_PLUGIN_SYSTEM_PATH="$runtime/plugins"
   export GST_PLUGIN_SCANNER="$runtime/root/usr/lib/x86_64-linux-gnu/gstreamer1.0/gstreamer-1.0/gst-plugin-scanner"
   export GST_LAUNCH="$runtime/root/usr/bin/gst-launch-1.0"
+  export FONTCONFIG_FILE="$runtime/fonts.conf"
 fi
 export LD_LIBRARY_PATH="$libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export GST_PLUGIN_PATH="$PWD/$build/gst"
 export GST_REGISTRY="$runtime/registry.bin"
 export PATH="$cuda/bin:$PATH"
-
-# The build was configured elsewhere: its absolute source path must exist.
-source_dir=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["directories"]["source"])' \
-  "$build/meson-info/meson-info.json")
-if [ "$source_dir" != "$PWD" ] && [ ! -e "$source_dir" ]; then
-  mkdir -p "$(dirname "$source_dir")"
-  ln -s "$PWD" "$source_dir"
-fi
-grep -q "HAVE_CUDA 1" "$build/buildconfig.h" || {
-  echo "$build was configured without CUDA (HAVE_CUDA 0)" >&2; exit 1; }
+export PYTHONUNBUFFERED=1
 ssfpn="$PWD/$build/engine/ssfpn"
 
-# ---- stages ------------------------------------------------------------------
+# ---- helpers --------------------------------------------------------------------
 
-# run_test NAME COMMAND...: one line per test; the log in $logs.
-run_test () {
-  name=$1
-  shift
-  status=0
-  "$@" >"$logs/$name.txt" 2>&1 || status=$?
-  case $status in
-    0) result=ok ;;
-    77) result=SKIP ;;
-    *) result="FAIL ($status)"; failures="$failures $name"
-       tail -20 "$logs/$name.txt" | sed 's/^/    /' ;;
-  esac
-  echo "$name: $result -- $(tail -1 "$logs/$name.txt")"
+left () { echo $(( started + deadline - $(date +%s) )); }
+
+# fits SECONDS WHAT: whether WHAT, which needs about SECONDS, fits before
+# the deadline; says so when it does not.
+fits () {
+  if [ "$(left)" -ge "$1" ]; then return 0; fi
+  echo "-- $2: NOT run ($1 s needed, $(left) s left of DEADLINE $deadline)"
+  return 1
 }
 
-stage_test () {
-  echo "== GPU"
+# limit SECONDS: SECONDS, or what is left before the deadline if less.
+limit () { l=$(left); [ "$l" -lt 1 ] && l=1; [ "$l" -lt "$1" ] && echo "$l" || echo "$1"; }
+
+# ---- steps ------------------------------------------------------------------------
+# Each returns 1 on a failure by itself: set -e does not reach into a
+# function called where its status is tested.
+
+step_environment () {
+  echo "== environment"
+  missing=$(for f in "$ssfpn" "$build"/engine/libssfpn.so* "$build"/gst/libgstssfpn.so \
+                     "$build"/tests/test-cuda; do
+              ldd "$f" | sed -n "s|^[[:space:]]*\([^ ]*\) => not found|$(basename "$f"): \1|p"
+            done)
+  if [ -n "$missing" ]; then
+    echo "libraries not found (LD_LIBRARY_PATH=$LD_LIBRARY_PATH):"
+    echo "$missing"
+    return 1
+  fi
   nvidia-smi --query-gpu=name,driver_version,memory.total,compute_cap \
-    --format=csv | tee "$logs/gpu.txt" || { echo "no nvidia-smi: no GPU here" >&2; exit 1; }
-  { nvcc --version | tail -1; echo "cuDNN from: ${cudnn_lib:-$cuda}";
-    python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, "cudnn", torch.backends.cudnn.version())'; } \
-    | tee -a "$logs/gpu.txt" || true
+    --format=csv,noheader || { echo "no nvidia-smi: no GPU here"; return 1; }
+  nvcc --version | tail -1 || true
+  if [ -f "$carried/build-info.txt" ]; then sed 's/^/built: /' "$carried/build-info.txt"; fi
+  cudnn_path=$(ldd "$ssfpn" | sed -n 's/.*libcudnn.so.9 => \([^ ]*\).*/\1/p')
+  echo "cuDNN loaded from: $cudnn_path"
+  python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, "cudnn", torch.backends.cudnn.version())' || true
+  # cuDNN 9 runs programs built against an older 9.x, not always a newer.
+  built=$(sed -n 's/^cudnn 9\.\([0-9]*\).*/\1/p' "$carried/build-info.txt" 2>/dev/null || true)
+  here=$(python3 -c 'import torch; print(torch.backends.cudnn.version() // 100 % 100)' 2>/dev/null || true)
+  if [ -n "$built" ] && [ -n "$here" ] && [ "$here" -lt "$built" ]; then
+    echo "WARNING: built against cuDNN 9.$built, PyTorch's cuDNN here is 9.$here:" \
+         "an error naming a missing cuDNN feature may come from that"
+  fi
+}
 
-  echo "== test suite (each program run directly: the carried build's meson"
-  echo "   may differ from this machine's)"
-  export SSFPN_TEST_DATA="$PWD/tests/data" SSFPN_CLI="$ssfpn"
-  failures=""
-  for t in "$build"/tests/test-*; do
-    [ -x "$t" ] && [ -f "$t" ] && run_test "$(basename "$t")" "$t"
-  done
-  run_test cli sh tests/test_cli.sh "$ssfpn"
-  run_test detect sh tests/test_detect.sh "$ssfpn"
-  # The element's tests: our plugin and the carried base plugins only.
-  for t in "$build"/tests/gst/test-*; do
-    [ -x "$t" ] && [ -f "$t" ] || continue
-    GST_PLUGIN_SYSTEM_PATH_1_0= GST_REGISTRY_FORK=no \
-      GST_PLUGIN_PATH_1_0="$PWD/$build/gst:${GST_PLUGIN_SYSTEM_PATH:-}" \
-      GST_REGISTRY_1_0="$runtime/registry-$(basename "$t").bin" \
-      run_test "$(basename "$t")" "$t"
-  done
-  [ -z "$failures" ] || echo "FAILED:$failures (logs in $logs)"
-
+step_test_cuda () {
   echo "== test-cuda (must run, not skip)"
   status=0
-  XDG_CACHE_HOME=/tmp/ssfpn-test-cache \
-    "$build/tests/test-cuda" >"$logs/test-cuda-again.txt" 2>&1 || status=$?
-  tail -60 "$logs/test-cuda-again.txt"
-  if [ "$status" -ne 0 ]; then
-    [ "$status" -eq 77 ] && echo "test-cuda skipped: the GPU does not work here" >&2
-    exit 1
-  fi
+  SSFPN_TEST_DATA="$PWD/tests/data" XDG_CACHE_HOME=/tmp/ssfpn-test-cache \
+    timeout "$(limit 180)" "$build/tests/test-cuda" >"$logs/test-cuda.txt" 2>&1 || status=$?
+  tail -40 "$logs/test-cuda.txt"
+  case $status in
+    0) echo "test-cuda: ok" ;;
+    77) echo "test-cuda skipped: the GPU does not work here"; return 1 ;;
+    124) echo "test-cuda: timed out"; return 1 ;;
+    *) echo "test-cuda: FAILED ($status)"; return 1 ;;
+  esac
+}
 
+# One test program in the background: its log and exit status in $logs.
+start_test () { # NAME COMMAND...
+  name=$1
+  shift
+  ( status=0
+    timeout "$(limit 240)" "$@" >"$logs/$name.txt" 2>&1 || status=$?
+    echo "$status" >"$logs/$name.status" ) &
+  names="$names $name"
+}
+
+step_suite () {
+  echo "== the rest of the test suite, in parallel (each program run directly:"
+  echo "   the carried build's meson may differ from this machine's)"
+  export SSFPN_TEST_DATA="$PWD/tests/data" SSFPN_CLI="$ssfpn" LC_ALL=C.UTF-8
+  names=""
+  for t in "$build"/tests/test-*; do
+    if [ -x "$t" ] && [ -f "$t" ] && [ "$(basename "$t")" != test-cuda ]; then
+      start_test "$(basename "$t")" "$t"
+    fi
+  done
+  start_test cli sh tests/test_cli.sh "$ssfpn"
+  start_test detect sh tests/test_detect.sh "$ssfpn"
+  # The element's tests: our plugin and the carried base plugins only.
+  for t in "$build"/tests/gst/test-*; do
+    if [ -x "$t" ] && [ -f "$t" ]; then
+      GST_PLUGIN_SYSTEM_PATH_1_0= GST_REGISTRY_FORK=no \
+        GST_PLUGIN_PATH_1_0="$PWD/$build/gst:${GST_PLUGIN_SYSTEM_PATH:-}" \
+        GST_REGISTRY_1_0="$runtime/registry-$(basename "$t").bin" \
+        start_test "$(basename "$t")" "$t"
+    fi
+  done
+  wait
+  failures=""
+  for name in $names; do
+    status=$(cat "$logs/$name.status")
+    case $status in
+      0) result=ok ;;
+      77) result=SKIP ;;
+      124) result="TIMED OUT"; failures="$failures $name" ;;
+      *) result="FAIL ($status)"; failures="$failures $name" ;;
+    esac
+    echo "$name: $result -- $(tail -1 "$logs/$name.txt")"
+    case $result in
+      ok|SKIP) ;;
+      *) tail -20 "$logs/$name.txt" | sed 's/^/    /' ;;
+    esac
+  done
+  [ -z "$failures" ] || { echo "FAILED:$failures"; return 1; }
+}
+
+step_cache () {
   echo "== engine cache: the second start must take every engine from it"
   model=tests/data/baseline.safetensors
   rm -rf /tmp/ssfpn-cache-check
+  counts=""
   for start in first second; do
     t0=$(date +%s.%N)
     XDG_CACHE_HOME=/tmp/ssfpn-cache-check G_MESSAGES_DEBUG=ssfpn-cuda \
-      "$ssfpn" bench "$model" --device cuda --batch 1 --iterations 1 \
-      --warmup 0 --size 640 >"$logs/cache-$start.txt" 2>&1
+      timeout "$(limit 90)" "$ssfpn" bench "$model" --device cuda --batch 1 \
+      --iterations 1 --warmup 0 --size 640 >"$logs/cache-$start.txt" 2>&1 \
+      || { tail -20 "$logs/cache-$start.txt"; echo "ssfpn bench FAILED"; return 1; }
     t1=$(date +%s.%N)
     counts=$(sed -n 's/.* \([0-9][0-9]*\) of \([0-9][0-9]*\) convolutions took.*/\1 \2/p' \
       "$logs/cache-$start.txt" | tail -1)
@@ -159,24 +266,32 @@ stage_test () {
   done
   set -- $counts
   [ $# -eq 2 ] && [ "$1" -gt 0 ] && [ "$1" -eq "$2" ] \
-    || { echo "the second start did not take every engine from the cache" >&2; exit 1; }
+    || { echo "the second start did not take every engine from the cache"; return 1; }
+}
 
-  echo "== compute-sanitizer memcheck"
-  if command -v compute-sanitizer >/dev/null 2>&1; then
-    # Eager runs too, so the sanitizer sees every kernel launch by itself.
-    SSFPN_TEST_DATA="$PWD/tests/data" SSFPN_CUDA_GRAPH=0 SSFPN_CUDA_CACHE=0 \
-      compute-sanitizer --tool memcheck --error-exitcode 1 --leak-check full \
-      "$build/tests/test-cuda" >"$logs/memcheck.txt" 2>&1 \
-      || { tail -50 "$logs/memcheck.txt"; exit 1; }
-    SSFPN_TEST_DATA="$PWD/tests/data" SSFPN_CUDA_CACHE=0 \
-      compute-sanitizer --tool memcheck --error-exitcode 1 \
-      "$build/tests/test-cuda" >"$logs/memcheck-graph.txt" 2>&1 \
-      || { tail -50 "$logs/memcheck-graph.txt"; exit 1; }
-    tail -3 "$logs/memcheck.txt"
-    tail -3 "$logs/memcheck-graph.txt"
-  else
-    echo "compute-sanitizer not found in $cuda/bin: memcheck NOT run"
-  fi
+step_memcheck () {
+  echo "== compute-sanitizer memcheck over test-cuda"
+  command -v compute-sanitizer >/dev/null 2>&1 \
+    || { echo "compute-sanitizer not found in $cuda/bin: memcheck NOT run"; return 0; }
+  # Eager first, so the sanitizer sees every kernel launch by itself; one
+  # engine candidate per convolution, or tuning under the sanitizer would
+  # take most of the time.
+  for mode in eager graphs; do
+    fits 60 "memcheck ($mode)" || return 0
+    graph=0; [ $mode = graphs ] && graph=1
+    leak=""; [ $mode = eager ] && leak="--leak-check full"
+    status=0
+    SSFPN_TEST_DATA="$PWD/tests/data" SSFPN_CUDA_GRAPH=$graph SSFPN_CUDA_CACHE=0 \
+      SSFPN_CUDA_TUNE=1 timeout "$(limit 180)" \
+      compute-sanitizer --tool memcheck --error-exitcode 1 $leak \
+      "$build/tests/test-cuda" >"$logs/memcheck-$mode.txt" 2>&1 || status=$?
+    tail -3 "$logs/memcheck-$mode.txt"
+    case $status in
+      0) echo "memcheck ($mode): clean" ;;
+      124) echo "memcheck ($mode): timed out before the end (no error up to there)" ;;
+      *) tail -40 "$logs/memcheck-$mode.txt"; echo "memcheck ($mode): FAILED ($status)"; return 1 ;;
+    esac
+  done
 }
 
 make_models () {
@@ -184,52 +299,91 @@ make_models () {
   for name in yolov5s yolov5s-ssfpn; do
     [ -f "/tmp/ssfpn-models/$name.safetensors" ] \
       || python3 tools/make_model.py "models/$name.yaml" \
-           -o "/tmp/ssfpn-models/$name.safetensors" --seed 1 >/dev/null
+           -o "/tmp/ssfpn-models/$name.safetensors" --seed 1 >/dev/null \
+      || { echo "tools/make_model.py failed for $name"; return 1; }
   done
 }
 
-stage_bench () {
-  make_models
+step_bench () {
+  make_models || return 1
   export XDG_CACHE_HOME=/tmp/ssfpn-bench-cache
-  for name in yolov5s yolov5s-ssfpn; do
+  for name in yolov5s-ssfpn yolov5s; do
+    fits 60 "bench $name" || return 0
     echo "== bench $name"
-    PYTHONUNBUFFERED=1 python3 tools/bench_gpu.py \
+    timeout "$(limit 200)" python3 tools/bench_gpu.py \
       "/tmp/ssfpn-models/$name.safetensors" --ssfpn "$ssfpn" --size 640 \
-      --batch 1,8,32 --json "$out/bench-$name.json"
+      --batch 1,8,32 --no-compile --json "$out/bench-$name.json" \
+      || { echo "bench $name FAILED"; return 1; }
   done
-  echo "== Nsight Compute: scope A, batch 1, yolov5s-ssfpn"
-  if command -v ncu >/dev/null 2>&1; then
-    SSFPN_CUDA_GRAPH=0 timeout 240 ncu --target-processes all \
-      --print-summary per-kernel --launch-skip 200 --launch-count 200 \
-      "$ssfpn" bench /tmp/ssfpn-models/yolov5s-ssfpn.safetensors \
-      --device cuda --precision fp16 --batch 1 --iterations 3 --warmup 1 \
-      >"$logs/ncu.txt" 2>&1 || echo "ncu did not finish"
-    tail -60 "$logs/ncu.txt"
-  fi
 }
 
-stage_gst () {
-  make_models
+step_gst () {
+  make_models || return 1
   export XDG_CACHE_HOME=/tmp/ssfpn-bench-cache
-  [ -n "${GST_LAUNCH:-}" ] || { echo "no .gst-runtime carried: run scripts/fetch-gst-runtime.sh here first" >&2; exit 1; }
+  [ -n "${GST_LAUNCH:-}" ] || { echo "no GStreamer runtime carried: run scripts/pack-gpu-carry.sh here"; return 1; }
+  fits 60 "GStreamer pipeline" || return 0
   echo "== GStreamer: 1080p NV12 -> ssfpndetect device=cuda -> fakesink"
   "$GST_LAUNCH" --version | head -1
-  scripts/bench-gst.sh /tmp/ssfpn-models/yolov5s-ssfpn.safetensors cuda \
-    "1 8 32" 3000
+  timeout "$(limit 150)" scripts/bench-gst.sh \
+    /tmp/ssfpn-models/yolov5s-ssfpn.safetensors cuda "1 8 32" 3000 \
+    || { echo "the pipeline benchmark FAILED"; return 1; }
 }
 
-# One stage, its output also in $out/STAGE.log; the exit status is the
-# stage's.
-run_stage () {
-  status_file=$logs/status-$1
-  echo 1 >"$status_file"
-  { "stage_$1" && echo 0 >"$status_file"; } 2>&1 | tee "$out/$1.log"
-  [ "$(cat "$status_file")" -eq 0 ] || { echo "== $1: FAILED"; exit 1; }
-  echo "== $1: done"
+step_compile () {
+  make_models || return 1
+  export XDG_CACHE_HOME=/tmp/ssfpn-bench-cache
+  fits 120 "torch.compile max-autotune, batch 32" || return 0
+  echo "== torch.compile max-autotune, batch 32, yolov5s-ssfpn (cut off at the deadline)"
+  status=0
+  timeout "$(limit 300)" python3 tools/bench_gpu.py \
+    /tmp/ssfpn-models/yolov5s-ssfpn.safetensors --ssfpn "$ssfpn" --size 640 \
+    --batch 32 --json "$out/bench-compile.json" >"$logs/compile.txt" 2>&1 || status=$?
+  [ "$status" -eq 124 ] && echo "compiling did not finish before the deadline"
+  tail -12 "$logs/compile.txt"
 }
 
-case $stage in
-  test|bench|gst) run_stage "$stage" ;;
-  all) run_stage test; run_stage bench; run_stage gst ;;
-  *) echo "unknown stage $stage (test, bench, gst, all)" >&2; exit 2 ;;
-esac
+step_ncu () {
+  make_models || return 1
+  command -v ncu >/dev/null 2>&1 || { echo "ncu not found: Nsight Compute NOT run"; return 0; }
+  fits 60 "Nsight Compute" || return 0
+  echo "== Nsight Compute: scope A, batch 1, yolov5s-ssfpn"
+  # --clock-control none: the clocks the benchmarks ran at, and the only
+  # setting seen working on these machines.
+  SSFPN_CUDA_GRAPH=0 XDG_CACHE_HOME=/tmp/ssfpn-bench-cache timeout "$(limit 120)" \
+    ncu --clock-control none --target-processes all --print-summary per-kernel \
+    --launch-skip 200 --launch-count 200 \
+    "$ssfpn" bench /tmp/ssfpn-models/yolov5s-ssfpn.safetensors \
+    --device cuda --precision fp16 --batch 1 --iterations 3 --warmup 1 \
+    >"$logs/ncu.txt" 2>&1 || echo "ncu did not finish"
+  tail -60 "$logs/ncu.txt"
+}
+
+# ---- the stages ----------------------------------------------------------------
+
+main () {
+  case $stage in
+    test) steps="environment test_cuda suite cache memcheck" ;;
+    bench) steps="environment bench compile ncu" ;;
+    gst) steps="environment gst" ;;
+    all) steps="environment test_cuda suite cache bench gst memcheck compile ncu" ;;
+  esac
+  failed=""
+  for step in $steps; do
+    # A step's failure is reported and the next steps still run, except
+    # after the environment, which all others need.
+    if ! "step_$step"; then
+      failed="$failed $step"
+      [ "$step" = environment ] && break
+    fi
+  done
+  echo "== $(( $(date +%s) - started )) s in all; logs in $logs (and $out/logs.tar.gz)"
+  [ -z "$failed" ] || { echo "== FAILED:$failed"; return 1; }
+  echo "== $stage: every step passed"
+}
+
+pack_logs () { tar -czf "$out/logs.tar.gz" -C "$logs" . 2>/dev/null || true; }
+trap pack_logs EXIT
+
+echo 1 >"$logs/status"
+{ main && echo 0 >"$logs/status"; } 2>&1 | tee "$out/gpu-check.log"
+exit "$(cat "$logs/status")"

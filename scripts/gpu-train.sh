@@ -4,14 +4,21 @@
 # the scenes are rendered there with every core (a pure function of their
 # seed, so each slice on the same image renders the same ones again),
 # training runs for MINUTES and stops cleanly after the epoch that passes
-# them, and the run folder (last.pt, metrics, model files, log) is written
-# under $OUT, so that it comes back even from a slice killed at its limit.
-# Carry that folder in the next call and it resumes where it stopped: the
-# schedule (warm-up, cosine over EPOCHS) is the whole run's, not a slice's.
+# them, and the run folder (last.pt, metrics, model files, log) comes back
+# in $OUT as a tar archive cut in 15 MiB parts (the device tool returns no
+# file over 16 MiB, and last.pt is about 23 MB), written when the slice
+# ends, also when it is stopped with SIGTERM or SIGINT (MINUTES leaves
+# several minutes to the 10-minute limit: a SIGKILL would lose the slice),
+# plus train.log to read. Carry the unpacked folder in the next call and it
+# resumes where it stopped: the schedule (warm-up, cosine over EPOCHS) is
+# the whole run's, not a slice's.
 #
 #   device tool:  run(carry=["build-train/gpu-run"], timeout_s=600,
 #                     command="scripts/gpu-train.sh")
-#   here, after:  cp FILES_AT/run/* build-train/gpu-run/   (then carry it again)
+#   here, after:  mkdir -p build-train/gpu-run
+#                 cat FILES_AT/run.tar.part-* | tar -x -C build-train/gpu-run
+#                 (then carry it again; validate on val-fullsize, 300 scenes of
+#                 seed 11 at 640, rendered once: scripts/train-default.sh data)
 #                 build/engine/ssfpn eval build-train/gpu-run/model-f16.safetensors \
 #                     build-train/data/val-fullsize        (choose on val, report on test)
 #
@@ -65,12 +72,21 @@ py=${PYTHON:-/usr/bin/python3}
 }
 export PYTHONUNBUFFERED=1
 mkdir -p "$run"
-# With $OUT the run trains there: every epoch's last.pt is then on its way
-# back whatever happens to the command.
+# With $OUT the run trains in a folder of its own, packed into $OUT at the
+# end (send_back).
 if [ -n "${OUT:-}" ]; then
-  mkdir -p "$OUT/run"
-  cp -r "$run/." "$OUT/run/"
-  run=$OUT/run
+  rm -rf /tmp/ssfpn-gpu-run
+  mkdir -p /tmp/ssfpn-gpu-run
+  cp -r "$run/." /tmp/ssfpn-gpu-run/
+  run=/tmp/ssfpn-gpu-run
+  send_back () {
+    rm -f "$OUT"/run.tar.part-*
+    tar -cf - -C "$run" . | split -b 15M - "$OUT/run.tar.part-"
+    cp "$run/train.log" "$OUT/" 2>/dev/null || true
+  }
+  trap send_back EXIT
+  trap 'exit 143' TERM
+  trap 'exit 130' INT
 fi
 log=$run/train.log
 

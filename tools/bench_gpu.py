@@ -81,7 +81,7 @@ def run_engine(args, size):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('model', help='model file (safetensors, model-format.md)')
-    p.add_argument('--ssfpn', default='build-cuda/engine/ssfpn',
+    p.add_argument('--ssfpn', default='build/engine/ssfpn',
                    help='the ssfpn program to run')
     p.add_argument('--size', default='640', help='input S or HxW')
     p.add_argument('--batch', default='1,8,32')

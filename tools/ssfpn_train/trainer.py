@@ -380,10 +380,13 @@ def main(argv=None):
         print(json.dumps(record), flush=True)
         metrics_file.write(json.dumps(record) + '\n')
         metrics_file.flush()
+        # Written aside, then renamed: a run killed while saving keeps the
+        # last whole checkpoint to resume from.
         torch.save({'model': model.state_dict(), 'ema': ema.ema.state_dict(),
                     'updates': ema.updates, 'optimizer': optimizer.state_dict(),
                     'epoch': epoch, 'iteration': iteration, 'hyp': hyp,
-                    'args': vars(args)}, ckpt_path)
+                    'args': vars(args)}, ckpt_path + '.partial')
+        os.replace(ckpt_path + '.partial', ckpt_path)
         if stop and not last_epoch:
             finished = False
             break
