@@ -34,8 +34,8 @@ def _size(text):
 
 
 def write_one(job):
-    out, index, seed, width, height, fmt, store_quality = job
-    cfg = SceneConfig(height=height, width=width)
+    out, index, seed, width, height, fmt, store_quality, world = job
+    cfg = SceneConfig(height=height, width=width, **world)
     image, labels, quality = render_scene([seed, index], cfg)
     stem = f'{index:06d}'
     pil = Image.fromarray(image)
@@ -65,6 +65,14 @@ def main(argv=None):
     p.add_argument('--quality', type=int, default=95,
                    help='JPEG quality of scenes the world leaves uncompressed')
     p.add_argument('--workers', type=int, default=os.cpu_count())
+    # Training worlds other than the test's (the defaults are the world of
+    # docs/default-model.md, which the test set uses).
+    p.add_argument('--max-objects', type=int, default=SceneConfig.max_objects,
+                   help='objects a scene draws uniformly from 0 to this')
+    p.add_argument('--small-share', type=float, default=SceneConfig.small_share,
+                   help='share of objects sized from 6 to 32 px')
+    p.add_argument('--max-size-frac', type=float, default=SceneConfig.max_size_frac,
+                   help='largest object, as a share of the shorter side')
     p.add_argument('--contact-sheet', metavar='PNG',
                    help='also write the first 9 images with their boxes drawn')
     args = p.parse_args(argv)
@@ -72,8 +80,14 @@ def main(argv=None):
     os.makedirs(os.path.join(args.output, 'images'), exist_ok=True)
     os.makedirs(os.path.join(args.output, 'labels'), exist_ok=True)
     width, height = args.size
-    jobs = [(args.output, i, args.seed, width, height, args.format, args.quality)
-            for i in range(args.count)]
+    if args.max_objects < 0 or not 0 <= args.small_share <= 1 \
+            or not 0 < args.max_size_frac <= 1:
+        p.error('--max-objects must be >= 0, --small-share in [0, 1], '
+                '--max-size-frac in (0, 1]')
+    world = {'max_objects': args.max_objects, 'small_share': args.small_share,
+             'max_size_frac': args.max_size_frac}
+    jobs = [(args.output, i, args.seed, width, height, args.format, args.quality,
+             world) for i in range(args.count)]
     if args.workers > 1:
         with ProcessPoolExecutor(args.workers) as pool:
             counts = list(pool.map(write_one, jobs, chunksize=16))
@@ -81,7 +95,10 @@ def main(argv=None):
         counts = [write_one(j) for j in jobs]
     with open(os.path.join(args.output, 'data.yaml'), 'w', encoding='utf-8') as f:
         f.write(f'# synthetic shapes, tools/make_dataset.py --seed {args.seed} '
-                f'--count {args.count} --size {width},{height}\n')
+                f'--count {args.count} --size {width},{height}'
+                + ''.join(f' --{k.replace("_", "-")} {v}' for k, v in world.items()
+                          if v != getattr(SceneConfig, k))
+                + '\n')
         f.write(f'nc: {len(CLASS_NAMES)}\nnames: {json.dumps(list(CLASS_NAMES))}\n')
 
     if args.contact_sheet:
