@@ -64,6 +64,9 @@ enum
 #define AUTO_LINE_WIDTH_DIVISOR 360.0
 #define AUTO_FONT_SIZE_MIN 10
 #define AUTO_FONT_SIZE_DIVISOR 36.0
+/* Side of the overlay images a frame's drawing is cut into (even, so that
+ * tiles keep whole chroma samples). */
+#define OVERLAY_TILE 2048
 
 #define LABEL_FONT_FAMILY "Sans Bold"
 
@@ -109,6 +112,10 @@ struct _GstSsfpnOverlay
   /* Streaming thread; the font map lives from start() to stop(). */
   GstVideoInfo info;
   gboolean have_info;
+  /* Pixels per chroma sample across and down (2 and 2 for 4:2:0, 1 for
+   * RGB): what is drawn is snapped to them, so that no chroma sample is
+   * shared between a box and the picture. */
+  gint x_step, y_step;
   PangoFontMap *font_map;
   PangoContext *pango_context;
 };
@@ -313,6 +320,11 @@ gst_ssfpn_overlay_set_caps (GstBaseTransform * trans, GstCaps * incaps,
     GST_ERROR_OBJECT (self, "unsupported caps %" GST_PTR_FORMAT, incaps);
     return FALSE;
   }
+  self->x_step = self->y_step = 1;
+  if (GST_VIDEO_INFO_IS_YUV (&self->info)) {
+    self->x_step = 1 << GST_VIDEO_FORMAT_INFO_W_SUB (self->info.finfo, 1);
+    self->y_step = 1 << GST_VIDEO_FORMAT_INFO_H_SUB (self->info.finfo, 1);
+  }
   self->have_info = TRUE;
   return TRUE;
 }
@@ -333,6 +345,18 @@ gst_ssfpn_overlay_prepare_output_buffer (GstBaseTransform * trans,
 
 /* ---- laying out -------------------------------------------------------- */
 
+static gint
+round_down (gint value, gint step)
+{
+  return value - value % step;
+}
+
+static gint
+round_up (gint value, gint step)
+{
+  return round_down (value + step - 1, step);
+}
+
 static const guint8 *
 roi_colour (GstVideoRegionOfInterestMeta * roi, gint label_id)
 {
@@ -351,12 +375,15 @@ static gchar *
 label_text (GstVideoRegionOfInterestMeta * roi, gboolean has_confidence,
     gdouble confidence, gboolean show_labels, gboolean show_confidence)
 {
-  const gchar *name = roi->roi_type != 0
+  const gchar *quark_name = roi->roi_type != 0
       ? g_quark_to_string (roi->roi_type) : NULL;
+  /* Other elements' labels may be any bytes: Pango takes UTF-8 only. */
+  g_autofree gchar *name = quark_name != NULL && quark_name[0] != '\0'
+      ? g_utf8_make_valid (quark_name, -1) : NULL;
   gchar number[G_ASCII_DTOSTR_BUF_SIZE] = "";
 
   /* Not the locale's decimal comma: labels read the same everywhere. */
-  if (show_confidence && has_confidence)
+  if (show_confidence && has_confidence && isfinite (confidence))
     g_ascii_formatd (number, sizeof number, "%.2f", confidence);
 
   if (show_labels && name != NULL && number[0] != '\0')
@@ -371,19 +398,20 @@ label_text (GstVideoRegionOfInterestMeta * roi, gboolean has_confidence,
 /* Puts the label above the box's top-left corner, or just inside the box
  * when there is no room above, and keeps it within the frame. */
 static void
-place_label (OverlayItem * item, PangoLayout * layout, gint padding,
-    gint frame_width)
+place_label (GstSsfpnOverlay * self, OverlayItem * item, PangoLayout * layout,
+    gint padding)
 {
+  const gint frame_width = GST_VIDEO_INFO_WIDTH (&self->info);
   PangoRectangle ink, logical;
   pango_layout_get_pixel_extents (layout, &ink, &logical);
 
   item->layout = layout;
-  item->label_width = logical.width + 2 * padding;
-  item->label_height = logical.height + 2 * padding;
+  item->label_width = round_up (logical.width + 2 * padding, self->x_step);
+  item->label_height = round_up (logical.height + 2 * padding, self->y_step);
   item->label_y = item->y >= item->label_height
       ? item->y - item->label_height : item->y;
-  item->label_x = CLAMP (item->x, 0, MAX (frame_width - item->label_width,
-          0));
+  item->label_x = round_down (CLAMP (item->x, 0,
+          MAX (frame_width - item->label_width, 0)), self->x_step);
   item->text_x = item->label_x + padding - logical.x;
   item->text_y = item->label_y + padding - logical.y;
 }
@@ -407,12 +435,20 @@ collect_items (GstSsfpnOverlay * self, GstBuffer * buffer)
     if (roi->x >= right || roi->y >= bottom)
       continue;
 
+    /* Outwards to whole chroma samples, within the frame. */
+    guint64 left = round_down ((gint) roi->x, self->x_step);
+    guint64 top = round_down ((gint) roi->y, self->y_step);
+    right = MIN ((guint64) round_up ((gint) right, self->x_step),
+        (guint64) frame_width);
+    bottom = MIN ((guint64) round_up ((gint) bottom, self->y_step),
+        (guint64) frame_height);
+
     OverlayItem item = { 0 };
     item.roi = roi;
-    item.x = (gint) roi->x;
-    item.y = (gint) roi->y;
-    item.width = (gint) (right - roi->x);
-    item.height = (gint) (bottom - roi->y);
+    item.x = (gint) left;
+    item.y = (gint) top;
+    item.width = (gint) (right - left);
+    item.height = (gint) (bottom - top);
 
     gint label_id = -1;
     GstStructure *detection =
@@ -429,7 +465,6 @@ static void
 add_labels (GstSsfpnOverlay * self, GArray * items, guint font_size,
     gboolean show_labels, gboolean show_confidence)
 {
-  const gint frame_width = GST_VIDEO_INFO_WIDTH (&self->info);
   PangoFontDescription *font = pango_font_description_from_string
       (LABEL_FONT_FAMILY);
   pango_font_description_set_absolute_size (font, font_size * PANGO_SCALE);
@@ -450,9 +485,23 @@ add_labels (GstSsfpnOverlay * self, GArray * items, guint font_size,
     PangoLayout *layout = pango_layout_new (self->pango_context);
     pango_layout_set_font_description (layout, font);
     pango_layout_set_text (layout, text, -1);
-    place_label (item, layout, padding, frame_width);
+    place_label (self, item, layout, padding);
   }
   pango_font_description_free (font);
+}
+
+/* Whether any of @rectangles overlaps @tile. */
+static gboolean
+covers_any (GArray * rectangles, const cairo_rectangle_int_t * tile)
+{
+  for (guint i = 0; i < rectangles->len; i++) {
+    const cairo_rectangle_int_t *r =
+        &g_array_index (rectangles, cairo_rectangle_int_t, i);
+    if (r->x < tile->x + tile->width && tile->x < r->x + r->width
+        && r->y < tile->y + tile->height && tile->y < r->y + r->height)
+      return TRUE;
+  }
+  return FALSE;
 }
 
 static void
@@ -673,6 +722,9 @@ gst_ssfpn_overlay_transform_ip (GstBaseTransform * trans, GstBuffer * buffer)
   if (font_size == 0)
     font_size = MAX (AUTO_FONT_SIZE_MIN, (guint) lround (frame_height
             / AUTO_FONT_SIZE_DIVISOR));
+  /* Whole chroma samples on subsampled frames (the boxes' edges too). */
+  line_width = (guint) round_up ((gint) MIN (line_width, G_MAXINT / 2),
+      MAX (self->x_step, self->y_step));
 
   /* Regions an element copied after the detector's keeper meta have not
    * had their detection structure put back yet (see ssfpn-params-keeper.h);
@@ -682,26 +734,56 @@ gst_ssfpn_overlay_transform_ip (GstBaseTransform * trans, GstBuffer * buffer)
   if (show_labels || show_confidence)
     add_labels (self, items, font_size, show_labels, show_confidence);
 
-  /* One rectangle over everything drawn: the blend visits its rows only. */
+  /* What each item covers, and the union of all. */
+  GArray *covered = g_array_new (FALSE, FALSE, sizeof (cairo_rectangle_int_t));
   cairo_rectangle_int_t area = { 0, 0, 0, 0 };
   for (guint i = 0; i < items->len; i++) {
     const OverlayItem *item = &g_array_index (items, OverlayItem, i);
-    union_rectangle (&area, item->x, item->y, item->width, item->height);
+    cairo_rectangle_int_t box = { item->x, item->y, item->width,
+      item->height
+    };
+    g_array_append_val (covered, box);
+    union_rectangle (&area, box.x, box.y, box.width, box.height);
     if (item->layout != NULL) {
       gint x = MAX (item->label_x, 0);
       gint y = MAX (item->label_y, 0);
-      union_rectangle (&area, x, y,
-          MIN (item->label_x + item->label_width, frame_width) - x,
-          MIN (item->label_y + item->label_height, frame_height) - y);
+      cairo_rectangle_int_t label = { x, y,
+        MIN (item->label_x + item->label_width, frame_width) - x,
+        MIN (item->label_y + item->label_height, frame_height) - y
+      };
+      g_array_append_val (covered, label);
+      union_rectangle (&area, label.x, label.y, label.width, label.height);
     }
   }
-  if (area.width == 0)
-    goto done;                  /* every region was outside the frame */
 
-  rectangle = render_rectangle (self, items, &area, (gint) line_width);
-  if (rectangle == NULL)
-    goto render_failed;
-  composition = gst_video_overlay_composition_new (rectangle);
+  /* Tiles of the union that something covers, one overlay rectangle each:
+   * Cairo draws at most 32767 pixels a side, and boxes in a large frame's
+   * corners need not make one image of the whole frame. */
+  for (gint ty = area.y; area.width > 0 && ty < area.y + area.height;
+      ty += OVERLAY_TILE) {
+    for (gint tx = area.x; tx < area.x + area.width; tx += OVERLAY_TILE) {
+      cairo_rectangle_int_t tile = { tx, ty,
+        MIN (OVERLAY_TILE, area.x + area.width - tx),
+        MIN (OVERLAY_TILE, area.y + area.height - ty)
+      };
+      if (!covers_any (covered, &tile))
+        continue;
+      rectangle = render_rectangle (self, items, &tile, (gint) line_width);
+      if (rectangle == NULL) {
+        area = tile;
+        g_array_free (covered, TRUE);
+        goto render_failed;
+      }
+      if (composition == NULL)
+        composition = gst_video_overlay_composition_new (rectangle);
+      else
+        gst_video_overlay_composition_add_rectangle (composition, rectangle);
+      g_clear_pointer (&rectangle, gst_video_overlay_rectangle_unref);
+    }
+  }
+  g_array_free (covered, TRUE);
+  if (composition == NULL)
+    goto done;                  /* every region was outside the frame */
 
   if (!gst_video_frame_map (&frame, &self->info, buffer, GST_MAP_READWRITE))
     goto map_failed;

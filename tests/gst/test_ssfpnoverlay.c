@@ -644,6 +644,115 @@ GST_START_TEST (test_foreign_and_clipped_regions)
 
 GST_END_TEST;
 
+/* Boxes at odd pixels on 4:2:0 frames: every chroma sample an outline
+ * touches takes the box's colour (none is left to the picture's, where
+ * the blend would read a 2x2 block's top-left pixel only), and nothing
+ * beyond the box snapped outwards to even pixels changes. */
+GST_START_TEST (test_odd_boxes_whole_chroma)
+{
+  static const GstVideoFormat formats[] = {
+    GST_VIDEO_FORMAT_NV12, GST_VIDEO_FORMAT_I420
+  };
+  for (guint f = 0; f < G_N_ELEMENTS (formats); f++) {
+    GstVideoInfo info;
+    video_info_init (&info, formats[f], 97, 61);
+    GstBuffer *input = grey_frame (&info);
+    /* 11..51 x 13..43, snapped to 10..51 x 12..43; line width 1 -> 2. */
+    add_detection (input, "circle", 0, 0.5, 11, 13, 41, 31);
+    /* To the odd frame's right and bottom edges. */
+    add_detection (input, "star", 3, 0.5, 70, 40, 27, 21);
+    Outcome o;
+    run_overlay ("line-width=1 show-labels=false show-confidence=false",
+        &info, input, &o);
+    const gchar *name = gst_video_format_to_string (formats[f]);
+    for (gint x = 11; x <= 51; x++)
+      for (gint k = 0; k < 2; k++) {
+        gint y = k ? 43 : 13;
+        fail_unless (*component_at (&o.out, 1, x, y) != 128
+            || *component_at (&o.out, 2, x, y) != 128,
+            "%s: %d,%d kept the picture's chroma", name, x, y);
+      }
+    for (gint y = 13; y <= 43; y++)
+      for (gint k = 0; k < 2; k++) {
+        gint x = k ? 51 : 11;
+        fail_unless (*component_at (&o.out, 1, x, y) != 128
+            || *component_at (&o.out, 2, x, y) != 128,
+            "%s: %d,%d kept the picture's chroma", name, x, y);
+      }
+    fail_unless (pixel_changed (&o, 96, 50), "%s: right edge", name);
+    fail_unless (pixel_changed (&o, 80, 60), "%s: bottom edge", name);
+    GstVideoRectangle second = { 70, 40, 27, 21 };
+    fail_unless_equals_int (count_changed_outside (&o, 10, 12, 52, 44,
+            &second), 0);
+    outcome_clear (&o);
+  }
+}
+
+GST_END_TEST;
+
+/* Wider than Cairo's 32767 pixels: drawn in tiles, boxes at both ends. */
+GST_START_TEST (test_frame_wider_than_cairo)
+{
+  GstVideoInfo info;
+  video_info_init (&info, GST_VIDEO_FORMAT_NV12, 33000, 16);
+  GstBuffer *input = grey_frame (&info);
+  add_detection (input, "circle", 0, 0.9, 4, 2, 40, 12);
+  add_detection (input, "square", 1, 0.9, 32900, 2, 60, 12);
+  Outcome o;
+  run_overlay ("line-width=2", &info, input, &o);
+  check_outline_drawn (&o, 4, 2, 40, 12, 2, "left box");
+  check_outline_drawn (&o, 32900, 2, 60, 12, 2, "right box");
+  fail_unless_equals_int (count_changed (&o, 100, 0, 32800, 16), 0);
+  outcome_clear (&o);
+}
+
+GST_END_TEST;
+
+/* Pango's warnings, counted: Pango logs through GLib's structured log,
+ * which g_log_set_handler does not see, so the suite installs this writer
+ * (once a process, as GLib allows). */
+static guint pango_warnings;
+
+static GLogWriterOutput
+count_pango_warnings (GLogLevelFlags level, const GLogField * fields,
+    gsize n_fields, gpointer user_data)
+{
+  for (gsize i = 0; i < n_fields; i++)
+    if (g_strcmp0 (fields[i].key, "GLIB_DOMAIN") == 0
+        && fields[i].length < 0 && g_strcmp0 (fields[i].value, "Pango") == 0
+        && (level & (G_LOG_LEVEL_WARNING | G_LOG_LEVEL_CRITICAL)))
+      g_atomic_int_inc (&pango_warnings);
+  return g_log_writer_default (level, fields, n_fields, user_data);
+}
+
+/* Labels other elements made: bytes that are not UTF-8 are shown with
+ * replacement characters (Pango would warn on every frame), an empty type
+ * and a confidence that is no number show no label. */
+GST_START_TEST (test_foreign_label_text)
+{
+  GstVideoInfo info;
+  video_info_init (&info, GST_VIDEO_FORMAT_BGRx, FRAME_WIDTH, FRAME_HEIGHT);
+  GstBuffer *input = grey_frame (&info);
+  add_detection (input, "caf\xe9", 0, 0.5, BOX_X, BOX_Y, BOX_W, BOX_H);
+  Outcome o;
+  guint warnings_before = g_atomic_int_get (&pango_warnings);
+  run_overlay ("", &info, input, &o);
+  fail_unless_equals_int (g_atomic_int_get (&pango_warnings),
+      warnings_before);
+  GstVideoRectangle label = changed_bounds (&o, 0, 0, FRAME_WIDTH, BOX_Y);
+  fail_unless (label.w > 0, "no label for a name that is not UTF-8");
+  outcome_clear (&o);
+
+  input = grey_frame (&info);
+  add_detection (input, "", 0, NAN, BOX_X, BOX_Y, BOX_W, BOX_H);
+  run_overlay ("", &info, input, &o);
+  check_outline_drawn (&o, BOX_X, BOX_Y, BOX_W, BOX_H, 2, "empty name");
+  fail_unless_equals_int (count_changed (&o, 0, 0, FRAME_WIDTH, BOX_Y), 0);
+  outcome_clear (&o);
+}
+
+GST_END_TEST;
+
 /* A buffer someone else still holds is not drawn on: with metas the
  * element draws on a copy; without, it passes the very same buffer. */
 GST_START_TEST (test_shared_buffers)
@@ -846,6 +955,8 @@ ssfpnoverlay_suite (void)
   TCase *tc = tcase_create ("general");
   const gint n_formats = G_N_ELEMENTS (all_formats);
 
+  g_log_set_writer_func (count_pango_warnings, NULL, NULL);
+
   tcase_set_timeout (tc, 300);
   tcase_add_loop_test (tc, test_box_and_label_every_format, 0, n_formats);
   tcase_add_loop_test (tc, test_boxes_only_every_format, 0, n_formats);
@@ -858,6 +969,9 @@ ssfpnoverlay_suite (void)
   tcase_add_test (tc, test_colour_per_class);
   tcase_add_test (tc, test_yuv_colour_matrix);
   tcase_add_test (tc, test_foreign_and_clipped_regions);
+  tcase_add_test (tc, test_odd_boxes_whole_chroma);
+  tcase_add_test (tc, test_frame_wider_than_cairo);
+  tcase_add_test (tc, test_foreign_label_text);
   tcase_add_test (tc, test_shared_buffers);
   tcase_add_test (tc, test_property_defaults_and_ranges);
   tcase_add_test (tc, test_pipeline_behind_detect);
