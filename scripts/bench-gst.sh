@@ -8,9 +8,10 @@
 #   scripts/bench-gst.sh MODEL [DEVICE] [BATCHES] [FRAMES]
 #     DEVICE   default cuda; BATCHES default "1 8 32"; FRAMES default 2000
 #
-# Each batch size runs twice: a short run (warm-up: plan, engine choice,
-# first allocations) whose time is subtracted from the long one, so the
-# figure is the steady rate: (FRAMES - WARM) / (t_long - t_short).
+# Each batch size runs three times: an untimed short run (it fills the
+# engine cache), then a short run (warm-up: plan, first allocations) whose
+# time is subtracted from the long one, so the figure is the steady rate:
+# (FRAMES - WARM) / (t_long - t_short).
 # videotestsrc's pattern is drawn once per run (pattern=solid-color with
 # is-live=false costs almost nothing per frame), so the source is not the
 # bottleneck. Needs gst-launch-1.0 and the plugin (GST_PLUGIN_PATH) on the
@@ -37,6 +38,9 @@ run () { # frames batch
 echo "| batch | frames | seconds | frames/s |"
 echo "| ---: | ---: | ---: | ---: |"
 for batch in $batches; do
+  # Untimed: a cold engine cache would make the short run choose the
+  # engines and the long one read them, and the difference would hide it.
+  run "$warm" "$batch"
   t0=$(now); run "$warm" "$batch"; t1=$(now)
   run "$frames" "$batch"; t2=$(now)
   awk -v b="$batch" -v n="$frames" -v w="$warm" -v s="$t1" -v a="$t0" -v e="$t2" \

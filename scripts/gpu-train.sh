@@ -7,9 +7,13 @@
 # them, and the run folder (last.pt, metrics, model files, log) comes back
 # in $OUT as a tar archive cut in 15 MiB parts (the device tool returns no
 # file over 16 MiB, and last.pt is about 23 MB), written when the slice
-# ends, also when it is stopped with SIGTERM or SIGINT (MINUTES leaves
-# several minutes to the 10-minute limit: a SIGKILL would lose the slice),
-# plus train.log to read. Carry the unpacked folder in the next call and it
+# ends, also when it is stopped with SIGTERM or SIGINT, plus train.log to
+# read. The whole slice keeps within SLICE_S seconds (default 540, under
+# the 10-minute limit: a SIGKILL there would lose the slice): training gets
+# what rendering left, less a margin for an epoch that runs over, and is
+# stopped with SIGTERM at SLICE_S; the last epoch's last.pt survives that
+# (it is written aside and renamed). Set SLICE_S below the call's
+# timeout_s, and below the device time left when a call came before. Carry the unpacked folder in the next call and it
 # resumes where it stopped: the schedule (warm-up, cosine over EPOCHS) is
 # the whole run's, not a slice's.
 #
@@ -30,7 +34,7 @@
 # Settings (environment): RUN (build-train/gpu-run), CFG
 # (models/yolov5n-ssfpn.yaml), INIT (the model file the run starts from:
 # the committed default; "none" trains from scratch; ignored when RUN holds
-# last.pt), EPOCHS (40), MINUTES (6), TRAIN_COUNT (16000), TRAIN_SEED (21:
+# last.pt), EPOCHS (40), MINUTES (6, at most), SLICE_S (540), TRAIN_COUNT (16000), TRAIN_SEED (21:
 # scenes no earlier run saw), VAL_COUNT (300) and VAL_SEED (11: the
 # validation set of docs/default-model.md), IMG (640), BATCH (64, an
 # optimiser step each), LR0 (0.002 from INIT, 0.01 from scratch),
@@ -45,6 +49,7 @@ cfg=${CFG:-models/yolov5n-ssfpn.yaml}
 init=${INIT:-models/default/yolov5n-ssfpn-shapes-f16.safetensors}
 epochs=${EPOCHS:-40}
 minutes=${MINUTES:-6}
+slice_s=${SLICE_S:-540}
 train_count=${TRAIN_COUNT:-16000}
 train_seed=${TRAIN_SEED:-21}
 val_count=${VAL_COUNT:-300}
@@ -109,7 +114,7 @@ set -- --cfg "$cfg" --data "$data/train" --val "$data/val" --out "$run" \
   --img "$img" --epochs "$epochs" --batch "$batch" --nominal-batch "$batch" \
   --workers "$workers" --device "$device" --seed "$seed" --lr0 "$lr0" \
   --warmup-epochs "$warmup_epochs" --close-mosaic "$close_mosaic" \
-  --val-every 1 --max-minutes "$minutes"
+  --val-every 1
 if [ -f "$run/last.pt" ]; then
   set -- "$@" --resume
 elif [ "$init" != none ]; then
@@ -119,8 +124,15 @@ if command -v nvidia-smi >/dev/null 2>&1; then
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader \
     | tee -a "$log"
 fi
+# The time left to train: SLICE_S less what has gone, 30 s to pack the run
+# and 120 s for the epoch that passes --max-minutes.
+left=$(( started + slice_s - $(date +%s) - 30 ))
+minutes=$(awk -v m="$minutes" -v l="$left" 'BEGIN { t = (l - 120) / 60; if (t < m) m = t; if (m < 0.1) m = 0.1; printf "%.2f", m }')
+[ "$left" -gt 60 ] || { echo "gpu-train: only $left s left of SLICE_S $slice_s after rendering" >&2; exit 1; }
+echo "gpu-train: training for at most $minutes min, stopped at $left s" | tee -a "$log"
+set -- "$@" --max-minutes "$minutes"
 status=0
-"$py" tools/train.py "$@" 2>&1 | tee -a "$log" || status=1
+timeout -k 10 "$left" "$py" tools/train.py "$@" 2>&1 | tee -a "$log" || status=1
 # tee hides train.py's status: the log's last line says whether it ended.
 tail -n 1 "$log" | grep -q '"model_files"' || status=1
 

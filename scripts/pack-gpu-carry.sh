@@ -42,7 +42,8 @@ trap 'rm -f "$list"' EXIT
     ! -path './meson-logs/*' ! -path './.venv*' ! -name '*.c' ! -name '*.a' \
     ! -name '*.bin' ! -name 'build.ninja' ! -name '.ninja_*' \
     ! -name 'compile_commands.json' | sort ) >"$list"
-tar -C "$build" -cf - -T "$list" | xz -6 -T0 >"$dest/build.tar.xz"
+# One command, not a pipe: sh has no pipefail, and a failed tar must fail.
+XZ_OPT="-6 -T0" tar -C "$build" -cJf "$dest/build.tar.xz" -T "$list"
 
 version () { # HEADER MACRO
   sed -n "s/^#define $2[[:space:]]*\([0-9]*\)[[:space:]]*$/\1/p" "$cuda/include/$1" | head -1

@@ -74,7 +74,12 @@ def run_engine(args, size):
                '--size', f'{size[0]}x{size[1]}',
                '--iterations', str(args.iterations),
                '--warmup', str(args.warmup)]
-    done = subprocess.run(command, check=True, capture_output=True, text=True)
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        # The engine's own message says why: without it another GPU call
+        # would be needed to learn it.
+        sys.stderr.write(done.stderr)
+        raise SystemExit(f'{" ".join(command)}: exit status {done.returncode}')
     return json.loads(done.stdout)
 
 
