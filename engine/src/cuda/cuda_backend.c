@@ -56,6 +56,9 @@ struct _SsfpnPlan {
   float *output_host;      /* pinned */
   size_t input_floats, output_floats;
   gboolean use_graphs;     /* FALSE: SSFPN_CUDA_GRAPH=0, run eagerly */
+  gboolean graphs_required; /* SSFPN_CUDA_GRAPH=require: a failed capture
+                             * is an error (the tests), not a fallback */
+  gboolean network_tried;  /* the bench-A capture was attempted */
   /* Captured runs, each NULL until made (or when capture failed):
    * run: upload, network, download (plan_run);
    * network: the network alone on the device-resident input (bench A);
@@ -65,6 +68,33 @@ struct _SsfpnPlan {
 };
 
 /* ---- availability ------------------------------------------------------- */
+
+/* Once a process: a cuDNN older than the headers of the build may lack
+ * what it asks for, and a cuDNN made for another CUDA major looks for that
+ * major's NVRTC, without which its runtime-compiled (fused) engines fail
+ * and slower ones are chosen without a word. Both still run, so they are
+ * said, not refused. */
+static void
+warn_library_versions (size_t cudnn_version, int runtime)
+{
+  static gsize once = 0;
+  size_t cudnn_cudart = cudnnGetCudartVersion ();
+
+  if (!g_once_init_enter (&once))
+    return;
+  if (cudnn_version < CUDNN_VERSION)
+    g_message ("cuDNN %zu.%zu.%zu was loaded, older than the %d.%d.%d this "
+               "build was compiled against: an error naming a missing cuDNN "
+               "feature may come from that", cudnn_version / 10000,
+               cudnn_version % 10000 / 100, cudnn_version % 100, CUDNN_MAJOR,
+               CUDNN_MINOR, CUDNN_PATCHLEVEL);
+  if (cudnn_cudart / 1000 != (size_t) runtime / 1000)
+    g_message ("the cuDNN loaded was built for CUDA %zu, the CUDA runtime "
+               "is %d.%d: its fused engines may not compile, and slower "
+               "ones are then used", cudnn_cudart / 1000, runtime / 1000,
+               runtime % 1000 / 10);
+  g_once_init_leave (&once, 1);
+}
 
 static gboolean
 cuda_available (int device_index, GError **error)
@@ -141,6 +171,7 @@ cuda_available (int device_index, GError **error)
                  cudnn_version % 100, CUDNN_MAJOR);
     return FALSE;
   }
+  warn_library_versions (cudnn_version, runtime);
   return TRUE;
 }
 
@@ -327,14 +358,18 @@ fail:
  * for this plan, else timed. The choices go into *@cache, which the caller
  * saves for the next start once a whole run has worked with them. */
 static gboolean
-create_convs (SsfpnPlan *plan, CudaEngineCache **cache_out, GError **error)
+create_convs (SsfpnPlan *plan, gboolean read_cache, gboolean *cache_read,
+              CudaEngineCache **cache_out, GError **error)
 {
   const SsfpnGraph *graph = plan->graph;
   size_t scratch_out = 0, scratch_in = 0, workspace = 0;
   CudaEngineCache *cache = cuda_engine_cache_open (graph, plan->device,
                                                    plan->batch, plan->height,
-                                                   plan->width, plan->dtype);
+                                                   plan->width, plan->dtype,
+                                                   read_cache);
   int from_cache = 0, n_convs = 0;
+
+  *cache_read = cuda_engine_cache_has_choices (cache);
 
   for (guint i = 0; i < graph->ops->len; i++) {
     const SsfpnOp *op = ssfpn_graph_op (graph, i);
@@ -504,10 +539,11 @@ typedef gboolean (*EnqueueFunc) (SsfpnPlan *plan, GError **error);
 
 /* Records what @enqueue does as a CUDA graph into @run. Failing to capture
  * is not fatal: that run is then enqueued eagerly, and the debug log says
- * why. The stream must be idle. */
-static void
+ * why; with SSFPN_CUDA_GRAPH=require it is, in @out. The stream must be
+ * idle. */
+static gboolean
 capture (SsfpnPlan *plan, EnqueueFunc enqueue, const char *what,
-         CapturedRun *run)
+         CapturedRun *run, GError **out)
 {
   GError *reason = NULL;
   GError **error = &reason;
@@ -516,7 +552,7 @@ capture (SsfpnPlan *plan, EnqueueFunc enqueue, const char *what,
 
   captured_run_clear (run);
   if (!plan->use_graphs)
-    return;
+    return TRUE;
   /* Thread-local: other threads' CUDA calls must not break the capture. */
   CUDA_CHECK (cudaStreamBeginCapture (plan->stream,
                                       cudaStreamCaptureModeThreadLocal));
@@ -529,16 +565,23 @@ capture (SsfpnPlan *plan, EnqueueFunc enqueue, const char *what,
   CUDA_CHECK (ended);
   CUDA_CHECK (cudaGraphInstantiate (&run->exec, graph, 0));
   run->graph = graph;
-  return;
+  return TRUE;
 
 fail:
-  g_debug ("no CUDA graph for the %s run, running eagerly: %s", what,
-           reason != NULL ? reason->message : "capture failed");
+  if (plan->graphs_required)
+    g_set_error (out, SSFPN_ERROR, SSFPN_ERROR_RUNTIME,
+                 "no CUDA graph for the %s run (SSFPN_CUDA_GRAPH=require): "
+                 "%s", what, reason != NULL ? reason->message
+                                             : "capture failed");
+  else
+    g_debug ("no CUDA graph for the %s run, running eagerly: %s", what,
+             reason != NULL ? reason->message : "capture failed");
   g_clear_error (&reason);
   if (graph != NULL)
     cudaGraphDestroy (graph);
   run->exec = NULL;
   (void) cudaGetLastError ();
+  return !plan->graphs_required;
 }
 
 /* Replays @run, or enqueues it eagerly when it has no graph. */
@@ -555,32 +598,18 @@ fail:
   return FALSE;
 }
 
+/* The plan, its engines from the cache when @read_cache; *@cache_read
+ * says whether the cache held choices for it. */
 static SsfpnPlan *
-cuda_plan_new (const SsfpnGraph *graph, const SsfpnPlanOptions *options,
-               GError **error)
+build_plan (const SsfpnGraph *graph, const SsfpnPlanOptions *options,
+            gboolean read_cache, gboolean *cache_read, GError **error)
 {
   SsfpnPlan *plan;
   CudaEngineCache *cache = NULL;
 
-  if (options->precision != SSFPN_PRECISION_FP32
-      && options->precision != SSFPN_PRECISION_FP16) {
-    g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_ARGUMENT,
-                 "the CUDA backend runs fp32 or fp16, not precision %d",
-                 (int) options->precision);
-    return NULL;
-  }
-  if (options->batch < 1 || options->height < 1 || options->width < 1) {
-    g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_ARGUMENT,
-                 "batch %d, input %dx%d: all must be at least 1",
-                 options->batch, options->height, options->width);
-    return NULL;
-  }
-  if (!cuda_available (options->device_index, error))
-    return NULL;
-  if (!check_ops (graph, error))
-    return NULL;
-
+  *cache_read = FALSE;
   plan = g_new0 (SsfpnPlan, 1);
+
   plan->graph = graph;
   plan->device = options->device_index;
   plan->batch = options->batch;
@@ -589,6 +618,8 @@ cuda_plan_new (const SsfpnGraph *graph, const SsfpnPlanOptions *options,
   plan->dtype = options->precision == SSFPN_PRECISION_FP16 ? CUDA_DTYPE_F16
                                                            : CUDA_DTYPE_F32;
   plan->use_graphs = g_strcmp0 (g_getenv ("SSFPN_CUDA_GRAPH"), "0") != 0;
+  plan->graphs_required = g_strcmp0 (g_getenv ("SSFPN_CUDA_GRAPH"),
+                                     "require") == 0;
   plan->n_tensors = (int) graph->tensors->len;
   plan->buffers = g_new0 (void *, plan->n_tensors);
   plan->views = g_new0 (CudaView, plan->n_tensors);
@@ -627,7 +658,7 @@ cuda_plan_new (const SsfpnGraph *graph, const SsfpnPlanOptions *options,
                                plan->output_floats * sizeof (float),
                                plan->stream));
 
-  if (!create_convs (plan, &cache, error))
+  if (!create_convs (plan, read_cache, cache_read, &cache, error))
     goto fail;
 
   /* One eager run: lazily initialised engines set themselves up outside
@@ -639,13 +670,55 @@ cuda_plan_new (const SsfpnGraph *graph, const SsfpnPlanOptions *options,
   CUDA_CHECK (cudaStreamSynchronize (plan->stream));
   cuda_engine_cache_save (cache);
   g_clear_pointer (&cache, cuda_engine_cache_free);
-  capture (plan, enqueue_run, "whole", &plan->run);
+  if (!capture (plan, enqueue_run, "whole", &plan->run, error))
+    goto fail;
   return plan;
 
 fail:
   g_clear_pointer (&cache, cuda_engine_cache_free);
   cuda_plan_free (plan);
   return NULL;
+}
+
+static SsfpnPlan *
+cuda_plan_new (const SsfpnGraph *graph, const SsfpnPlanOptions *options,
+               GError **error)
+{
+  GError *cached_error = NULL;
+  gboolean cache_read = FALSE;
+  SsfpnPlan *plan;
+
+  if (options->precision != SSFPN_PRECISION_FP32
+      && options->precision != SSFPN_PRECISION_FP16) {
+    g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_ARGUMENT,
+                 "the CUDA backend runs fp32 or fp16, not precision %d",
+                 (int) options->precision);
+    return NULL;
+  }
+  if (options->batch < 1 || options->height < 1 || options->width < 1) {
+    g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_ARGUMENT,
+                 "batch %d, input %dx%d: all must be at least 1",
+                 options->batch, options->height, options->width);
+    return NULL;
+  }
+  if (!cuda_available (options->device_index, error))
+    return NULL;
+  if (!check_ops (graph, error))
+    return NULL;
+
+  plan = build_plan (graph, options, TRUE, &cache_read, &cached_error);
+  /* Engines a cache file named may no longer run (another driver, say): a
+   * start would then fail every time until the file went. They are chosen
+   * again instead, and the file rewritten. */
+  if (plan == NULL && cache_read) {
+    g_message ("the cached cuDNN engine choices failed (%s); choosing the "
+               "engines again", cached_error->message);
+    g_clear_error (&cached_error);
+    plan = build_plan (graph, options, FALSE, &cache_read, error);
+  } else if (plan == NULL) {
+    g_propagate_error (error, cached_error);
+  }
+  return plan;
 }
 
 static gboolean
@@ -688,8 +761,9 @@ prepare_detect (SsfpnPlan *plan, const SsfpnNmsOptions *nms, int n_frames,
   if (!cuda_detect_io_set_nms (plan->detect_io, nms, n_frames, capacity,
                                &grown, error))
     return FALSE;
-  if (first || grown)
-    capture (plan, enqueue_detect, "detect", &plan->detect);
+  if ((first || grown)
+      && !capture (plan, enqueue_detect, "detect", &plan->detect, error))
+    return FALSE;
   return TRUE;
 }
 
@@ -736,8 +810,13 @@ cuda_plan_run_resident (SsfpnPlan *plan, const SsfpnNmsOptions *nms,
 {
   CUDA_CHECK (cudaSetDevice (plan->device));
   if (nms == NULL) {
-    if (plan->use_graphs && plan->network.exec == NULL)
-      capture (plan, enqueue_network, "network", &plan->network);
+    /* Once: after a failed capture the network runs eagerly, rather than
+     * capturing again (and timing that) on every call. */
+    if (plan->use_graphs && !plan->network_tried) {
+      plan->network_tried = TRUE;
+      if (!capture (plan, enqueue_network, "network", &plan->network, error))
+        goto fail;
+    }
     if (!launch (plan, &plan->network, enqueue_network, error))
       goto fail;
   } else {

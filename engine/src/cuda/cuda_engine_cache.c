@@ -273,7 +273,7 @@ make_key (const SsfpnGraph *graph, int device, int batch, int height,
 
 CudaEngineCache *
 cuda_engine_cache_open (const SsfpnGraph *graph, int device, int batch,
-                        int height, int width, CudaDtype dtype)
+                        int height, int width, CudaDtype dtype, gboolean read)
 {
   CudaEngineCache *cache = g_new0 (CudaEngineCache, 1);
   char *contents = NULL, *name;
@@ -299,8 +299,9 @@ cuda_engine_cache_open (const SsfpnGraph *graph, int device, int batch,
 
   /* An explicit SSFPN_CUDA_TUNE asks for a new search: the result then
    * replaces the file. */
-  if (g_getenv ("SSFPN_CUDA_TUNE") != NULL) {
-    g_debug ("engine cache %s not read: SSFPN_CUDA_TUNE is set", cache->path);
+  if (g_getenv ("SSFPN_CUDA_TUNE") != NULL || !read) {
+    g_debug ("engine cache %s not read: %s", cache->path,
+             read ? "SSFPN_CUDA_TUNE is set" : "its choices failed");
     return cache;
   }
   if (!g_file_get_contents (cache->path, &contents, NULL, &error)) {
@@ -328,6 +329,15 @@ cuda_engine_cache_free (CudaEngineCache *cache)
   g_free (cache->choices);
   g_free (cache->present);
   g_free (cache);
+}
+
+gboolean
+cuda_engine_cache_has_choices (const CudaEngineCache *cache)
+{
+  for (guint i = 0; i < cache->n_ops; i++)
+    if (cache->present[i])
+      return TRUE;
+  return FALSE;
 }
 
 const CudaConvChoice *

@@ -23,11 +23,16 @@ G_BEGIN_DECLS
 
 typedef struct _CudaEngineCache CudaEngineCache;
 
-/* Reads the file for this key, if any. Never fails: an unreadable cache is
- * an empty one. */
+/* Reads the file for this key, if any and when @read (else the file is
+ * only written: a new search). Never fails: an unreadable cache is an
+ * empty one. */
 CudaEngineCache *cuda_engine_cache_open (const SsfpnGraph *graph,
                                          int device, int batch, int height,
-                                         int width, CudaDtype dtype);
+                                         int width, CudaDtype dtype,
+                                         gboolean read);
+
+/* Whether the file gave any convolution its engine. */
+gboolean cuda_engine_cache_has_choices (const CudaEngineCache *cache);
 void cuda_engine_cache_free (CudaEngineCache *cache);
 
 /* The choice for op @op (a CONV2D), or NULL. */
