@@ -753,6 +753,78 @@ GST_START_TEST (test_foreign_label_text)
 
 GST_END_TEST;
 
+/* Rows padded past the width (a GstVideoMeta's stride): drawn in the
+ * right place, and the padding bytes are left as they were. */
+GST_START_TEST (test_padded_stride)
+{
+  GstVideoInfo info;
+  video_info_init (&info, GST_VIDEO_FORMAT_BGRx, FRAME_WIDTH, FRAME_HEIGHT);
+  const gint stride = FRAME_WIDTH * 4 + 64;
+  gsize size = (gsize) stride * FRAME_HEIGHT;
+  GstBuffer *input = gst_buffer_new_allocate (NULL, size, NULL);
+  gst_buffer_memset (input, 0, 0x5a, size);
+  gsize offsets[GST_VIDEO_MAX_PLANES] = { 0 };
+  gint strides[GST_VIDEO_MAX_PLANES] = { stride };
+  gst_buffer_add_video_meta_full (input, GST_VIDEO_FRAME_FLAG_NONE,
+      GST_VIDEO_FORMAT_BGRx, FRAME_WIDTH, FRAME_HEIGHT, 1, offsets, strides);
+  GST_BUFFER_PTS (input) = 0;
+  GST_BUFFER_DURATION (input) = GST_SECOND / 30;
+  add_detection (input, "hexagon", 4, 0.5, BOX_X, BOX_Y, BOX_W, BOX_H);
+  Outcome o;
+  run_overlay ("line-width=2", &info, input, &o);
+  fail_unless_equals_int (GST_VIDEO_FRAME_PLANE_STRIDE (&o.out, 0), stride);
+  check_outline_drawn (&o, BOX_X, BOX_Y, BOX_W, BOX_H, 2, "padded");
+  fail_unless_equals_int (count_changed_outside (&o, BOX_X, 0,
+          BOX_X + BOX_W, BOX_Y + BOX_H, NULL), 0);
+  GstMapInfo map;
+  fail_unless (gst_buffer_map (o.after, &map, GST_MAP_READ));
+  for (gint y = 0; y < FRAME_HEIGHT; y++)
+    for (gint x = FRAME_WIDTH * 4; x < stride; x++)
+      fail_unless_equals_int (map.data[(gsize) y * stride + x], 0x5a);
+  gst_buffer_unmap (o.after, &map);
+  outcome_clear (&o);
+}
+
+GST_END_TEST;
+
+/* A property set while frames flow applies from the next frame on. */
+GST_START_TEST (test_property_change_between_frames)
+{
+  GstVideoInfo info;
+  video_info_init (&info, GST_VIDEO_FORMAT_BGRx, FRAME_WIDTH, FRAME_HEIGHT);
+  GstHarness *h = gst_harness_new_parse ("ssfpnoverlay line-width=2 "
+      "show-labels=false show-confidence=false");
+  gst_harness_set_src_caps (h, gst_video_info_to_caps (&info));
+  gint widths[2];
+  for (gint i = 0; i < 2; i++) {
+    if (i == 1) {
+      GstElement *overlay = gst_harness_find_element (h, "ssfpnoverlay");
+      g_object_set (overlay, "line-width", 6, NULL);
+      gst_object_unref (overlay);
+    }
+    GstBuffer *input = grey_frame (&info);
+    GST_BUFFER_PTS (input) = i * GST_SECOND / 30;
+    add_detection (input, "cross", 5, 0.5, BOX_X, BOX_Y, BOX_W, BOX_H);
+    Outcome o;
+    o.info = info;
+    o.before = gst_buffer_copy_deep (input);
+    fail_unless_equals_int (gst_harness_push (h, input), GST_FLOW_OK);
+    o.after = gst_harness_pull (h);
+    fail_unless (o.after != NULL);
+    fail_unless (gst_video_frame_map (&o.in, &info, o.before, GST_MAP_READ));
+    fail_unless (gst_video_frame_map (&o.out, &info, o.after, GST_MAP_READ));
+    widths[i] = 0;
+    while (pixel_changed (&o, BOX_X + widths[i], BOX_Y + BOX_H / 2))
+      widths[i]++;
+    outcome_clear (&o);
+  }
+  gst_harness_teardown (h);
+  fail_unless_equals_int (widths[0], 2);
+  fail_unless_equals_int (widths[1], 6);
+}
+
+GST_END_TEST;
+
 /* A buffer someone else still holds is not drawn on: with metas the
  * element draws on a copy; without, it passes the very same buffer. */
 GST_START_TEST (test_shared_buffers)
@@ -972,6 +1044,8 @@ ssfpnoverlay_suite (void)
   tcase_add_test (tc, test_odd_boxes_whole_chroma);
   tcase_add_test (tc, test_frame_wider_than_cairo);
   tcase_add_test (tc, test_foreign_label_text);
+  tcase_add_test (tc, test_padded_stride);
+  tcase_add_test (tc, test_property_change_between_frames);
   tcase_add_test (tc, test_shared_buffers);
   tcase_add_test (tc, test_property_defaults_and_ranges);
   tcase_add_test (tc, test_pipeline_behind_detect);
