@@ -112,6 +112,22 @@ typedef struct
   GstVideoFrame out;
 } Outcome;
 
+/* Pushes @input (taken) through the harness @h, whose caps are @info. */
+static void
+push_frame (GstHarness * h, const GstVideoInfo * info, GstBuffer * input,
+    Outcome * outcome)
+{
+  outcome->info = *info;
+  outcome->before = gst_buffer_copy_deep (input);
+  fail_unless_equals_int (gst_harness_push (h, input), GST_FLOW_OK);
+  outcome->after = gst_harness_pull (h);
+  fail_unless (outcome->after != NULL);
+  fail_unless (gst_video_frame_map (&outcome->in, info, outcome->before,
+          GST_MAP_READ));
+  fail_unless (gst_video_frame_map (&outcome->out, info, outcome->after,
+          GST_MAP_READ));
+}
+
 /* Pushes @input (taken) through "ssfpnoverlay @properties". */
 static void
 run_overlay (const gchar * properties, const GstVideoInfo * info,
@@ -121,18 +137,8 @@ run_overlay (const gchar * properties, const GstVideoInfo * info,
   GstHarness *h = gst_harness_new_parse (launch);
   g_free (launch);
   gst_harness_set_src_caps (h, gst_video_info_to_caps (info));
-
-  outcome->info = *info;
-  outcome->before = gst_buffer_copy_deep (input);
-  fail_unless_equals_int (gst_harness_push (h, input), GST_FLOW_OK);
-  outcome->after = gst_harness_pull (h);
-  fail_unless (outcome->after != NULL);
+  push_frame (h, info, input, outcome);
   gst_harness_teardown (h);
-
-  fail_unless (gst_video_frame_map (&outcome->in, info, outcome->before,
-          GST_MAP_READ));
-  fail_unless (gst_video_frame_map (&outcome->out, info, outcome->after,
-          GST_MAP_READ));
 }
 
 static void
@@ -806,13 +812,7 @@ GST_START_TEST (test_property_change_between_frames)
     GST_BUFFER_PTS (input) = i * GST_SECOND / 30;
     add_detection (input, "cross", 5, 0.5, BOX_X, BOX_Y, BOX_W, BOX_H);
     Outcome o;
-    o.info = info;
-    o.before = gst_buffer_copy_deep (input);
-    fail_unless_equals_int (gst_harness_push (h, input), GST_FLOW_OK);
-    o.after = gst_harness_pull (h);
-    fail_unless (o.after != NULL);
-    fail_unless (gst_video_frame_map (&o.in, &info, o.before, GST_MAP_READ));
-    fail_unless (gst_video_frame_map (&o.out, &info, o.after, GST_MAP_READ));
+    push_frame (h, &info, input, &o);
     widths[i] = 0;
     while (pixel_changed (&o, BOX_X + widths[i], BOX_Y + BOX_H / 2))
       widths[i]++;
