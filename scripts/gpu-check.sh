@@ -23,7 +23,8 @@
 # gpu-check.log (everything printed), bench-MODEL.json, bench-compile.json
 # and logs.tar.gz (every step's whole log, from /tmp/ssfpn-logs).
 #
-#   scripts/gpu-check.sh [BUILD_DIR] [STAGE]     (default: the packed build, all)
+#   scripts/gpu-check.sh [BUILD_DIR] [STAGE]     (default: the carried build,
+#                                                 unpacked in .gpu-carry/unpacked; all)
 #   scripts/gpu-check.sh STAGE
 #
 # Steps, in the order "all" runs them (STAGE test, bench or gst runs its own):
@@ -45,14 +46,12 @@ set -eu
 cd "$(dirname "$0")/.."
 
 carried=.gpu-carry
-packed=$(sed -n 's/^build //p' "$carried/build-info.txt" 2>/dev/null || true)
 case ${1:-} in
-  test|bench|gst|all) build=${packed:-build} stage=$1 ;;
-  *) build=${1:-${packed:-build}} stage=${2:-all} ;;
+  test|bench|gst|all) build= stage=$1 ;;
+  *) build=${1:-} stage=${2:-all} ;;
 esac
 deadline=${DEADLINE:-330}
 cuda=${CUDA_PATH:-/usr/local/cuda}
-out=${OUT:-$build/gpu-check}
 runtime=/tmp/ssfpn-runtime
 logs=/tmp/ssfpn-logs
 started=$(date +%s)
@@ -69,9 +68,12 @@ esac
 
 # ---- the carried build and runtime --------------------------------------------
 
-# Unpacked again whenever the carried archive differs from the one unpacked
-# (a warm machine keeps the last call's build folder, which git ignores).
-if [ -f "$carried/build.tar.xz" ]; then
+# Without BUILD_DIR the carried build, unpacked into a folder of its own
+# (never over a build folder of the checkout), and again whenever the
+# archive differs from the one unpacked: a warm machine keeps the last
+# call's folder, which git ignores.
+if [ -z "$build" ] && [ -f "$carried/build.tar.xz" ]; then
+  build=$carried/unpacked
   stamp=$(cksum <"$carried/build.tar.xz")
   if [ "$(cat "$build/.carried" 2>/dev/null || true)" != "$stamp" ]; then
     rm -rf "$build" "$runtime"
@@ -81,6 +83,8 @@ if [ -f "$carried/build.tar.xz" ]; then
     echo "$stamp" >"$build/.carried"
   fi
 fi
+build=${build:-build}
+out=${OUT:-$build/gpu-check}
 [ -f "$build/buildconfig.h" ] || {
   echo "no build in $build: run scripts/pack-gpu-carry.sh here and carry .gpu-carry" >&2; exit 1; }
 grep -q "HAVE_CUDA 1" "$build/buildconfig.h" || {
