@@ -624,6 +624,14 @@ test_errors (void)
   plan = ssfpn_cpu_backend.plan_new (graph, &options, &error);
   record (plan == NULL && error != NULL, "space-to-depth of an odd size is refused");
   g_clear_error (&error);
+  options.height = 0;
+  plan = ssfpn_cpu_backend.plan_new (graph, &options, &error);
+  record (plan == NULL
+          && g_error_matches (error, SSFPN_ERROR, SSFPN_ERROR_ARGUMENT)
+          && strstr (error->message, "input 0x") != NULL,
+          "an input height of 0 is refused, naming the size");
+  g_clear_error (&error);
+  options.height = 7;
   ssfpn_graph_free (graph);
 
   /* 5 x 2^30 does not fit an int: refused as the layer's problem, not

@@ -65,6 +65,11 @@ typedef struct {
 /* Backend by name ("cpu", "cuda"), or NULL when not built in. */
 const SsfpnBackend *ssfpn_backend_find (const char *name);
 
+/* The check every plan_new starts with (backends are also called
+ * directly, by the tests): batch and input size at least 1. */
+gboolean ssfpn_plan_options_check_shape (const SsfpnPlanOptions *options,
+                                         GError **error);
+
 extern const SsfpnBackend ssfpn_cpu_backend;
 
 G_END_DECLS

@@ -23,3 +23,16 @@ ssfpn_backend_find (const char *name)
       return backends[i];
   return NULL;
 }
+
+gboolean
+ssfpn_plan_options_check_shape (const SsfpnPlanOptions *options,
+                                GError **error)
+{
+  if (options->batch < 1 || options->height < 1 || options->width < 1) {
+    g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_ARGUMENT,
+                 "batch %d, input %dx%d: all must be at least 1",
+                 options->batch, options->height, options->width);
+    return FALSE;
+  }
+  return TRUE;
+}

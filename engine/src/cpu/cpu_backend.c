@@ -485,12 +485,8 @@ cpu_plan_new (const SsfpnGraph *graph, const SsfpnPlanOptions *options,
                  "the CPU backend runs fp32 only; fp16 needs a GPU backend");
     return NULL;
   }
-  if (options->batch < 1 || options->height < 1 || options->width < 1) {
-    g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_ARGUMENT,
-                 "batch %d, input %dx%d: all must be at least 1",
-                 options->batch, options->height, options->width);
+  if (!ssfpn_plan_options_check_shape (options, error))
     return NULL;
-  }
 
   plan = g_new0 (SsfpnPlan, 1);
   plan->graph = graph;

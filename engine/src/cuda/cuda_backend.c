@@ -695,12 +695,8 @@ cuda_plan_new (const SsfpnGraph *graph, const SsfpnPlanOptions *options,
                  (int) options->precision);
     return NULL;
   }
-  if (options->batch < 1 || options->height < 1 || options->width < 1) {
-    g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_ARGUMENT,
-                 "batch %d, input %dx%d: all must be at least 1",
-                 options->batch, options->height, options->width);
+  if (!ssfpn_plan_options_check_shape (options, error))
     return NULL;
-  }
   if (!cuda_available (options->device_index, error))
     return NULL;
   if (!check_ops (graph, error))
