@@ -81,7 +81,9 @@ def augment(x, gen):
     return torch.rot90(x, int(torch.randint(4, (1,), generator=gen)), (2, 3))
 
 
-def train(model, x, y, epochs, batch, seed):
+def train(model, x, y, epochs, batch, seed, crop_batch=None):
+    """crop_batch(x, gen), when given, turns each batch into the crops the
+    model sees before augment() (tools/small_object_rescore.py's jitter)."""
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
     steps = epochs * math.ceil(len(x) / batch)
@@ -93,7 +95,8 @@ def train(model, x, y, epochs, batch, seed):
         total = 0.0
         for i in range(0, len(x), batch):
             idx = order[i:i + batch]
-            loss = loss_fn(model(augment(x[idx], gen)), y[idx])
+            xb = crop_batch(x[idx], gen) if crop_batch else x[idx]
+            loss = loss_fn(model(augment(xb, gen)), y[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -102,9 +105,15 @@ def train(model, x, y, epochs, batch, seed):
         print(f'epoch {epoch + 1}/{epochs} loss {total / len(x):.4f}', file=sys.stderr, flush=True)
 
 
-@torch.no_grad()
 def predict(model, x, batch=1024):
     """Class predictions, averaged over the eight flips and quarter turns."""
+    return probabilities(model, x, batch).argmax(1).numpy()
+
+
+@torch.no_grad()
+def probabilities(model, x, batch=1024):
+    """Class probabilities (n, classes), averaged over the eight flips and
+    quarter turns."""
     model.eval()
     out = []
     for i in range(0, len(x), batch):
@@ -114,8 +123,8 @@ def predict(model, x, batch=1024):
             xf = xb.flip(3) if flip else xb
             for r in range(4):
                 p = p + model(torch.rot90(xf, r, (2, 3))).softmax(1)
-        out.append(p.argmax(1))
-    return torch.cat(out).numpy()
+        out.append(p / 8)
+    return torch.cat(out)
 
 
 def detector_outcomes(path, dataset, max_side):

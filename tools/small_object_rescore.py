@@ -21,7 +21,6 @@ import argparse, contextlib, io, json, math, os, sys
 import numpy as np
 import torch
 from PIL import Image
-from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import small_object_ceiling as soc
@@ -44,38 +43,8 @@ def train(args):
     y = torch.from_numpy(np.concatenate([c for _, c, _, _ in parts]))
     print(f'{len(x)} crops', file=sys.stderr, flush=True)
     model = soc.classifier(6)
-    gen = torch.Generator().manual_seed(0)
-    opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
-    steps = args.epochs * math.ceil(len(x) / 256)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps)
-    loss_fn = nn.CrossEntropyLoss()
-    for epoch in range(args.epochs):
-        model.train()
-        order = torch.randperm(len(x), generator=gen)
-        total = 0.0
-        for i in range(0, len(x), 256):
-            idx = order[i:i + 256]
-            xb = soc.augment(jitter(x[idx], gen), gen)
-            loss = loss_fn(model(xb), y[idx])
-            opt.zero_grad(); loss.backward(); opt.step(); sched.step()
-            total += float(loss) * len(idx)
-        print(f'epoch {epoch + 1} loss {total / len(x):.4f}', file=sys.stderr, flush=True)
+    soc.train(model, x, y, args.epochs, 256, 0, crop_batch=jitter)
     torch.save(model.state_dict(), args.out)
-
-
-@torch.no_grad()
-def probs(model, x, batch=2048):
-    model.eval()
-    out = []
-    for i in range(0, len(x), batch):
-        xb = x[i:i + batch]
-        p = 0
-        for flip in (False, True):
-            xf = xb.flip(3) if flip else xb
-            for r in range(4):
-                p = p + model(torch.rot90(xf, r, (2, 3))).softmax(1)
-        out.append(p / 8)
-    return torch.cat(out).numpy()
 
 
 def coco_ap(gt_path, dets):
@@ -118,7 +87,7 @@ def score(args):
             cx, cy = int(round(x + w / 2)), int(round(y + h / 2))
             cx = min(max(cx, 0), img.shape[1]); cy = min(max(cy, 0), img.shape[0])
             crops[n] = padded[cy:cy + CROP, cx:cx + CROP]
-    p = probs(model, soc.to_tensor(crops))
+    p = soc.probabilities(model, soc.to_tensor(crops), 2048).numpy()
     for w in [float(v) for v in args.weights.split(',')]:
         out = []
         small_set = {k: n for n, k in enumerate(small)}
