@@ -53,6 +53,7 @@ enum
   PROP_LABELS,
   PROP_DEVICE,
   PROP_PRECISION,
+  PROP_AUGMENT,
   PROP_CONF_THRESHOLD,
   PROP_IOU_THRESHOLD,
   PROP_MAX_DETECTIONS,
@@ -70,6 +71,7 @@ enum
 #define DEFAULT_PROP_LABELS NULL
 #define DEFAULT_PROP_DEVICE "auto"
 #define DEFAULT_PROP_PRECISION GST_SSFPN_PRECISION_AUTO
+#define DEFAULT_PROP_AUGMENT GST_SSFPN_AUGMENT_NONE
 #define DEFAULT_PROP_CONF_THRESHOLD 0.25
 #define DEFAULT_PROP_IOU_THRESHOLD 0.45
 #define DEFAULT_PROP_MAX_DETECTIONS 300
@@ -104,6 +106,7 @@ struct _GstSsfpnDetect
   gchar *labels_path;
   gchar *device;
   GstSsfpnPrecision precision;
+  GstSsfpnAugment augment;
   gdouble conf_threshold;
   gdouble iou_threshold;
   gint max_detections;
@@ -164,6 +167,24 @@ static GstFlowReturn gst_ssfpn_detect_transform_ip (GstBaseTransform * trans,
     GstBuffer * buffer);
 static GstFlowReturn gst_ssfpn_detect_generate_output (GstBaseTransform *
     trans, GstBuffer ** outbuf);
+
+GType
+gst_ssfpn_augment_get_type (void)
+{
+  static GType type = 0;
+  static const GEnumValue values[] = {
+    {GST_SSFPN_AUGMENT_NONE, "One pass of the network per frame", "none"},
+    {GST_SSFPN_AUGMENT_FLIPS, "The frame and its three mirror images, "
+          "outputs averaged (4 passes)", "flips"},
+    {0, NULL, NULL},
+  };
+
+  if (g_once_init_enter (&type)) {
+    GType registered = g_enum_register_static ("GstSsfpnAugment", values);
+    g_once_init_leave (&type, registered);
+  }
+  return type;
+}
 
 GType
 gst_ssfpn_precision_get_type (void)
@@ -245,6 +266,21 @@ gst_ssfpn_detect_class_init (GstSsfpnDetectClass * klass)
       g_param_spec_enum ("precision", "Precision",
           "Arithmetic precision of the network", GST_TYPE_SSFPN_PRECISION,
           DEFAULT_PROP_PRECISION, ready_flags));
+
+  /**
+   * GstSsfpnDetect:augment:
+   *
+   * Test-time augmentation: with "flips" the network also runs on the
+   * frame's mirror images (left-right, top-bottom, both) and each anchor's
+   * four outputs are averaged before NMS. More small objects found and
+   * named right, for four times the network's time per frame (see
+   * docs/element.md).
+   */
+  g_object_class_install_property (gobject_class, PROP_AUGMENT,
+      g_param_spec_enum ("augment", "Augment",
+          "Test-time augmentation: flips runs the frame's three mirror "
+          "images too and averages the outputs (4x the network time)",
+          GST_TYPE_SSFPN_AUGMENT, DEFAULT_PROP_AUGMENT, ready_flags));
 
   /**
    * GstSsfpnDetect:conf-threshold:
@@ -341,15 +377,15 @@ gst_ssfpn_detect_class_init (GstSsfpnDetectClass * klass)
    *
    * Elements with the same id share one loaded model (its weights are in
    * memory once); they must name the same model file. Those that also have
-   * the same device, precision, batch-size and input-size share one
+   * the same device, precision, augment, batch-size and input-size share one
    * inference context (on a GPU: its stream) and take turns running it;
    * the others get their own context on the shared model.
    */
   g_object_class_install_property (gobject_class, PROP_MODEL_INSTANCE_ID,
       g_param_spec_string ("model-instance-id", "Model instance id",
           "Elements with the same id share one loaded model and, with the "
-          "same device, precision, batch-size and input-size, one inference "
-          "context", DEFAULT_PROP_MODEL_INSTANCE_ID, ready_flags));
+          "same device, precision, augment, batch-size and input-size, one "
+          "inference context", DEFAULT_PROP_MODEL_INSTANCE_ID, ready_flags));
 
   /**
    * GstSsfpnDetect:post-messages:
@@ -366,7 +402,7 @@ gst_ssfpn_detect_class_init (GstSsfpnDetectClass * klass)
    * GstSsfpnDetect:model-info:
    *
    * What the running element uses: model file, classes, input size,
-   * device, precision, batch size. NULL until the element has started
+   * device, precision, augment, batch size. NULL until the element has started
    * (READY to PAUSED).
    */
   g_object_class_install_property (gobject_class, PROP_MODEL_INFO,
@@ -397,6 +433,7 @@ gst_ssfpn_detect_class_init (GstSsfpnDetectClass * klass)
   trans_class->transform_ip_on_passthrough = FALSE;
 
   gst_type_mark_as_plugin_api (GST_TYPE_SSFPN_PRECISION, 0);
+  gst_type_mark_as_plugin_api (GST_TYPE_SSFPN_AUGMENT, 0);
 }
 
 static void
@@ -406,6 +443,7 @@ gst_ssfpn_detect_init (GstSsfpnDetect * self)
   self->labels_path = g_strdup (DEFAULT_PROP_LABELS);
   self->device = g_strdup (DEFAULT_PROP_DEVICE);
   self->precision = DEFAULT_PROP_PRECISION;
+  self->augment = DEFAULT_PROP_AUGMENT;
   self->conf_threshold = DEFAULT_PROP_CONF_THRESHOLD;
   self->iou_threshold = DEFAULT_PROP_IOU_THRESHOLD;
   self->max_detections = DEFAULT_PROP_MAX_DETECTIONS;
@@ -525,6 +563,12 @@ gst_ssfpn_detect_set_property (GObject * object, guint prop_id,
         self->precision = g_value_get_enum (value);
       GST_OBJECT_UNLOCK (self);
       break;
+    case PROP_AUGMENT:
+      GST_OBJECT_LOCK (self);
+      if (!refuse_while_running (self, pspec))
+        self->augment = g_value_get_enum (value);
+      GST_OBJECT_UNLOCK (self);
+      break;
     case PROP_INPUT_SIZE:
       GST_OBJECT_LOCK (self);
       if (!refuse_while_running (self, pspec))
@@ -610,6 +654,9 @@ gst_ssfpn_detect_get_property (GObject * object, guint prop_id,
       break;
     case PROP_PRECISION:
       g_value_set_enum (value, self->precision);
+      break;
+    case PROP_AUGMENT:
+      g_value_set_enum (value, self->augment);
       break;
     case PROP_CONF_THRESHOLD:
       g_value_set_double (value, self->conf_threshold);
@@ -758,6 +805,8 @@ model_info_new (const gchar * path, const gchar * instance_id,
       "device", G_TYPE_STRING, ssfpn_context_device (context),
       "precision", G_TYPE_STRING,
       precision_name (ssfpn_context_precision (context)),
+      "augment", G_TYPE_STRING,
+      ssfpn_augment_name (ssfpn_context_augment (context)),
       "batch-size", G_TYPE_INT, ssfpn_context_batch (context),
       "model-instance-id", G_TYPE_STRING, instance_id ? instance_id : "",
       NULL);
@@ -809,6 +858,7 @@ gst_ssfpn_detect_start (GstBaseTransform * trans)
   GArray *class_filter = self->class_filter
       ? g_array_ref (self->class_filter) : NULL;
   GstSsfpnPrecision precision = self->precision;
+  GstSsfpnAugment augment = self->augment;
   guint input_size = self->input_size;
   guint batch_size = self->batch_size;
   /* Loading and warming up can take seconds: the properties it uses are
@@ -840,6 +890,8 @@ gst_ssfpn_detect_start (GstBaseTransform * trans)
   ssfpn_context_options_init (&options);
   options.device = device;
   options.precision = engine_precision (precision);
+  options.augment = augment == GST_SSFPN_AUGMENT_FLIPS
+      ? SSFPN_AUGMENT_FLIPS : SSFPN_AUGMENT_NONE;
   options.batch = batch_size;
   options.height = options.width = input_size;
   inference = ssfpn_inference_new (instance_id, model, &options, &error);

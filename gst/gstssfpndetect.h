@@ -31,6 +31,20 @@ typedef enum {
 #define GST_TYPE_SSFPN_PRECISION (gst_ssfpn_precision_get_type ())
 GType gst_ssfpn_precision_get_type (void);
 
+/**
+ * GstSsfpnAugment:
+ * @GST_SSFPN_AUGMENT_NONE: one pass of the network per frame
+ * @GST_SSFPN_AUGMENT_FLIPS: the frame and its three mirror images, the four
+ *   outputs averaged (four passes per frame)
+ */
+typedef enum {
+  GST_SSFPN_AUGMENT_NONE,
+  GST_SSFPN_AUGMENT_FLIPS,
+} GstSsfpnAugment;
+
+#define GST_TYPE_SSFPN_AUGMENT (gst_ssfpn_augment_get_type ())
+GType gst_ssfpn_augment_get_type (void);
+
 GST_ELEMENT_REGISTER_DECLARE (ssfpndetect);
 
 G_END_DECLS

@@ -196,6 +196,7 @@ struct _SsfpnSharedContext {
   const SsfpnModel *model;
   char *device;
   SsfpnPrecision precision;
+  SsfpnAugment augment;
   int batch, height, width, threads;
 
   SsfpnContext *context;
@@ -225,6 +226,7 @@ shared_context_matches (const SsfpnSharedContext *shared,
       && shared->model == wanted->model
       && g_str_equal (shared->device, wanted->device)
       && shared->precision == wanted->precision
+      && shared->augment == wanted->augment
       && shared->batch == wanted->batch
       && shared->height == wanted->height
       && shared->width == wanted->width
@@ -297,6 +299,7 @@ ssfpn_model_cache_acquire_context (const char *instance_id, SsfpnModel *model,
     .model = model,
     .device = (char *) (options->device != NULL ? options->device : "auto"),
     .precision = options->precision,
+    .augment = options->augment,
     .batch = options->batch,
     .height = options->height,
     .width = options->width,

@@ -3,7 +3,7 @@
  * Elements whose model-instance-id is the same hold one SsfpnModel: the file
  * is read and checked once (each context packs its own copy of the
  * weights for its backend). Those that also ask
- * for the same device, precision, batch size and input size hold one
+ * for the same device, precision, augment, batch size and input size hold one
  * SsfpnContext too (its plan, buffers and, on a GPU, its stream); the
  * others get their own context on the shared model. A context is not
  * thread-safe, so a shared one is used only between

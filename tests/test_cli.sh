@@ -34,6 +34,8 @@ for cmd in info run bench; do
   expect 2 "$cmd --device cuda:1024" -- "$SSFPN" $cmd model --device cuda:1024
   stderr_has "below 1024" "$cmd --device cuda:1024"
   expect 2 "$cmd --precision fp64" -- "$SSFPN" $cmd model --precision fp64
+  expect 2 "$cmd --augment mirror" -- "$SSFPN" $cmd model --augment mirror
+  stderr_has "--augment mirror is not none or flips" "$cmd --augment mirror"
   expect 2 "$cmd --threads -1" -- "$SSFPN" $cmd model --threads -1
   expect 2 "$cmd --threads 100000" -- "$SSFPN" $cmd model --threads 100000
   stderr_has "between 0 (all cores) and 1024" "$cmd --threads 100000"
@@ -141,26 +143,11 @@ EOF
 # the reference's classes.
 expect 0 "run" -- "$SSFPN" run "$model" --input "$case_name.input.npy" \
   --output "$work/out.npy" --detections "$work/det.json" && {
-  if "$PYTHON" - "$work/out.npy" "$case_name.output.npy" "$work/det.json" \
+  if TESTS_DIR=$(dirname "$0") "$PYTHON" - "$work/out.npy" "$case_name.output.npy" "$work/det.json" \
       "$case_name.nms.json" <<'EOF'
-import array, ast, json, math, sys
-
-def load_npy(path):
-    data = open(path, "rb").read()
-    assert data[:6] == b"\x93NUMPY", path + ": bad magic"
-    if data[6] == 1:
-        n, start = int.from_bytes(data[8:10], "little"), 10
-    else:
-        n, start = int.from_bytes(data[8:12], "little"), 12
-    header = ast.literal_eval(data[start:start + n].decode("latin1"))
-    assert header["descr"] == "<f4" and not header["fortran_order"], header
-    values = array.array("f")
-    values.frombytes(data[start + n:])
-    count = 1
-    for d in header["shape"]:
-        count *= d
-    assert len(values) == count, (path, header["shape"], len(values))
-    return header["shape"], values
+import json, math, os, sys
+sys.path.insert(0, os.environ["TESTS_DIR"])
+from npy_load import load_npy
 
 shape, got = load_npy(sys.argv[1])
 ref_shape, ref = load_npy(sys.argv[2])
@@ -188,6 +175,30 @@ for i, (line, r) in enumerate(zip(lines, ref)):
         assert all(abs(a - b) < 0.05 for a, b in zip(d["box"], rd["box"])), (d, rd)
 EOF
   then pass; else fail "run: output or detections differ from the fixture"; fi
+}
+
+# run --augment flips: the reference's four-flip average (tools/ssfpn_ref/
+# augment.py, <case>.output-flips.npy), which is not the plain output.
+expect 0 "run --augment flips" -- "$SSFPN" run "$model" --augment flips \
+  --input "$case_name.input.npy" --output "$work/flips.npy" && {
+  if TESTS_DIR=$(dirname "$0") "$PYTHON" - "$work/flips.npy" \
+      "$case_name.output-flips.npy" "$case_name.output.npy" <<'EOF'
+import os, sys
+sys.path.insert(0, os.environ["TESTS_DIR"])
+from npy_load import load_npy
+
+shape, got = load_npy(sys.argv[1])
+ref_shape, ref = load_npy(sys.argv[2])
+_, plain = load_npy(sys.argv[3])
+assert shape == ref_shape, ("output shape", shape, ref_shape)
+columns = shape[2]
+def worst(a, b):
+    return max(abs(x - y) / (0.05 if i % columns < 4 else 1e-3)
+               for i, (x, y) in enumerate(zip(a, b)))
+assert worst(got, ref) <= 1.0, "flips output differs from the reference"
+assert worst(plain, ref) > 1.0, "the fixture's flips output is the plain one"
+EOF
+  then pass; else fail "run --augment flips: output differs from the fixture"; fi
 }
 
 # The same input cut to the wrong channel count.

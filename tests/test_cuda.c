@@ -174,9 +174,9 @@ check_device_errors (const SsfpnBackend *cuda, JsonArray *cases)
 /* ---- with a GPU ---------------------------------------------------------- */
 
 static float *
-run_device (SsfpnModel *model, const char *device, SsfpnPrecision precision,
-            int batch, int height, int width, const float *input,
-            const char *name)
+run_augmented (SsfpnModel *model, const char *device, SsfpnPrecision precision,
+               SsfpnAugment augment, int batch, int height, int width,
+               const float *input, const char *name)
 {
   g_autoptr (GError) error = NULL;
   SsfpnContextOptions options;
@@ -187,6 +187,7 @@ run_device (SsfpnModel *model, const char *device, SsfpnPrecision precision,
   ssfpn_context_options_init (&options);
   options.device = device;
   options.precision = precision;
+  options.augment = augment;
   options.batch = batch;
   options.height = height;
   options.width = width;
@@ -202,6 +203,15 @@ run_device (SsfpnModel *model, const char *device, SsfpnPrecision precision,
          name, device, error ? error->message : "");
   ssfpn_context_free (context);
   return output;
+}
+
+static float *
+run_device (SsfpnModel *model, const char *device, SsfpnPrecision precision,
+            int batch, int height, int width, const float *input,
+            const char *name)
+{
+  return run_augmented (model, device, precision, SSFPN_AUGMENT_NONE, batch,
+                        height, width, input, name);
 }
 
 /* Largest box error relative to max(|cpu|, 1 px) and largest probability
@@ -353,6 +363,27 @@ check_case (JsonObject *c)
              "%s fp32 batch %d, copy %d: box error %.3g, probability error "
              "%.3g", name, 2 * batch, half, box_rel, prob_abs);
     }
+  }
+
+  /* augment=flips: four views a pass through the device plan, merged on
+   * the host; the CPU's flips are checked against PyTorch in
+   * test_network.c. */
+  if (gpu32 != NULL) {
+    float *cpu_flips = run_augmented (model, "cpu", SSFPN_PRECISION_FP32,
+                                      SSFPN_AUGMENT_FLIPS, batch, height,
+                                      width, input->data, name);
+    float *gpu_flips = run_augmented (model, "cuda", SSFPN_PRECISION_FP32,
+                                      SSFPN_AUGMENT_FLIPS, batch, height,
+                                      width, input->data, name);
+    if (cpu_flips != NULL && gpu_flips != NULL) {
+      compare_outputs (gpu_flips, cpu_flips, batch * (gsize) rows, columns,
+                       -INFINITY, &box_rel, &prob_abs);
+      CHECK (box_rel < 1e-3 && prob_abs < 1e-4,
+             "%s fp32 flips: box error %.3g relative (limit 1e-3), "
+             "probability error %.3g (limit 1e-4)", name, box_rel, prob_abs);
+    }
+    g_free (cpu_flips);
+    g_free (gpu_flips);
   }
 
   /* A second context run replays the captured graph. */

@@ -119,6 +119,71 @@ same_detections (const SsfpnDetection *dets, int n, JsonArray *want,
   return TRUE;
 }
 
+/* augment=flips against the reference's flip_tta (tools/ssfpn_ref/augment.py)
+ * on the same input, within the case's flips_tolerance: the plain
+ * tolerances, or four times PyTorch's own float32 error where a mirrored
+ * view rounds worse than the input the fixture was tuned on. */
+static void
+check_flips (JsonObject *fixture, SsfpnModel *model, const NpyArray *input,
+             int rows, int cols)
+{
+  const char *name = json_object_get_string_member (fixture, "name");
+  g_autofree char *path = data_path (
+      json_object_get_string_member (fixture, "output_flips"));
+  g_autofree char *what = g_strdup_printf ("%s flips", name);
+  g_autoptr (GError) error = NULL;
+  g_autoptr (NpyArray) expected = npy_read (path, &error);
+  SsfpnContextOptions options;
+  SsfpnContext *context;
+  JsonObject *tolerance = json_object_get_object_member (fixture,
+                                                        "flips_tolerance");
+  double box_tol = json_object_get_double_member (tolerance, "box_rel");
+  double prob_tol = json_object_get_double_member (tolerance, "prob_abs");
+  int batch = (int) input->shape[0];
+  int failed_before = failed;
+  float *output = NULL;
+  double box_rel, prob_abs;
+
+  check (expected != NULL, error ? error->message : "output-flips", what);
+  if (expected == NULL)
+    return;
+  check (expected->rank == 3 && expected->shape[0] == batch
+         && expected->shape[1] == rows && expected->shape[2] == cols,
+         "flips output shape differs from the fixture", what);
+  ssfpn_context_options_init (&options);
+  options.device = "cpu";
+  options.batch = batch;
+  options.height = (int) input->shape[2];
+  options.width = (int) input->shape[3];
+  options.augment = SSFPN_AUGMENT_FLIPS;
+  context = ssfpn_context_new (model, &options, &error);
+  check (context != NULL, error ? error->message : "context", what);
+  if (context == NULL || failed > failed_before)
+    goto out;
+  check (ssfpn_context_augment (context) == SSFPN_AUGMENT_FLIPS
+         && ssfpn_context_batch (context) == batch,
+         "the context does not report its augment and batch", what);
+
+  output = g_new (float, (gsize) batch * rows * cols);
+  check (ssfpn_context_run (context, input->data, output, &error),
+         error ? error->message : "run", what);
+  if (error == NULL) {
+    compare_outputs (output, expected->data, (gsize) batch * rows, cols,
+                     &box_rel, &prob_abs);
+    printf ("%-18s max box relative error %.2e (tolerance %.2e), max "
+            "probability error %.2e (%.2e)\n", what, box_rel, box_tol,
+            prob_abs, prob_tol);
+    check (box_tol <= 10 * BOX_REL_TOLERANCE
+           && prob_tol <= 10 * PROB_ABS_TOLERANCE,
+           "the fixture's flips tolerance is loose enough to hide a bug", what);
+    check (box_rel < box_tol, "box error over tolerance", what);
+    check (prob_abs < prob_tol, "probability error over tolerance", what);
+  }
+out:
+  g_free (output);
+  ssfpn_context_free (context);
+}
+
 static void
 run_case (JsonObject *fixture)
 {
@@ -230,6 +295,9 @@ run_case (JsonObject *fixture)
     }
   }
 
+  if (json_object_has_member (fixture, "output_flips"))
+    check_flips (fixture, model, input, rows, cols);
+
 out:
   g_free (output);
   ssfpn_context_free (context);
@@ -262,6 +330,32 @@ check_oversized_contexts (void)
          && strstr (error->message, "8192x8192") != NULL,
          "batch 4096 at 8192x8192 is not refused with a message",
          "oversized");
+  ssfpn_context_free (context);
+  g_clear_error (&error);
+
+  /* A batch that fits alone but not as four views a pass. */
+  ssfpn_context_options_init (&options);
+  options.device = "cpu";
+  options.batch = 2048;
+  options.augment = SSFPN_AUGMENT_FLIPS;
+  context = ssfpn_context_new (model, &options, &error);
+  check (context == NULL
+         && g_error_matches (error, SSFPN_ERROR, SSFPN_ERROR_ARGUMENT)
+         && strstr (error->message, "augment flips") != NULL,
+         "batch 2048 with augment flips is not refused with a message",
+         "oversized");
+  ssfpn_context_free (context);
+  g_clear_error (&error);
+
+  /* An augment that is no SsfpnAugment. */
+  ssfpn_context_options_init (&options);
+  options.device = "cpu";
+  options.augment = (SsfpnAugment) 7;
+  context = ssfpn_context_new (model, &options, &error);
+  check (context == NULL
+         && g_error_matches (error, SSFPN_ERROR, SSFPN_ERROR_ARGUMENT)
+         && strstr (error->message, "augment 7") != NULL,
+         "augment 7 is not refused with a message", "oversized");
   ssfpn_context_free (context);
   g_clear_error (&error);
 

@@ -28,6 +28,7 @@ from ssfpn_ref.config import load_config, parse_config_text  # noqa: E402
 from ssfpn_ref.fixtures import (synthetic_images, candidate_count,  # noqa: E402
                                 nms_json, nms_margins, margins_ok)
 from ssfpn_ref.model_file import write_model_file, load_model  # noqa: E402
+from ssfpn_ref.augment import flip_tta  # noqa: E402
 from ssfpn_ref.modules import DEFAULT_BN_EPS  # noqa: E402
 from ssfpn_ref.fuse import fuse  # noqa: E402
 
@@ -221,6 +222,22 @@ def float32_error(model_path, x, expected):
     return err
 
 
+def flips_tolerance(model_path, x, expected):
+    """Tolerances for the flip-augmented output (tests/test_network.c):
+    the plain ones, or ERROR_HEADROOM times PyTorch's own float32 error on
+    it where that is larger, since the fixture's margins were chosen on the
+    unflipped input only and a mirrored view can round worse."""
+    plain = load_model(model_path, torch.float32)
+    box_rel, prob = 0.0, 0.0
+    for m in (plain, fuse(plain)):
+        d = (flip_tta(m, x).double() - expected).abs()
+        box_rel = max(box_rel, float(
+            (d[..., :4] / expected[..., :4].abs().clamp_min(1.0)).max()))
+        prob = max(prob, float(d[..., 4:].max()))
+    return {'box_rel': max(TOL_BOX_REL, ERROR_HEADROOM * box_rel),
+            'prob_abs': max(TOL_PROB, ERROR_HEADROOM * prob)}
+
+
 def write_npy(path, array):
     np.save(path, np.ascontiguousarray(array, dtype='<f4'), allow_pickle=False)
 
@@ -281,6 +298,9 @@ def make_case(name, out_dir, seed):
 
     write_npy(os.path.join(out_dir, f'{name}.input.npy'), x.numpy())
     write_npy(os.path.join(out_dir, f'{name}.output.npy'), out32.numpy())
+    flips = flip_tta(stored, x.double())
+    write_npy(os.path.join(out_dir, f'{name}.output-flips.npy'),
+              flips.to(torch.float32).numpy())
     nms_files = []
     primary = nms_json(out32, names, CONF, IOU, False, MAX_DET)
     with open(os.path.join(out_dir, f'{name}.nms.json'), 'w') as f:
@@ -301,6 +321,7 @@ def make_case(name, out_dir, seed):
         'model': f'{name}.safetensors',
         'input': f'{name}.input.npy',
         'output': f'{name}.output.npy',
+        'output_flips': f'{name}.output-flips.npy',
         'nms': f'{name}.nms.json',
         'conf': CONF, 'iou': IOU, 'agnostic': False, 'max_det': MAX_DET,
         'extra_nms': nms_files,
@@ -319,6 +340,7 @@ def make_case(name, out_dir, seed):
         'torch_float32_error': err,
         'tolerance': {'box_rel': TOL_BOX_REL, 'prob_abs': TOL_PROB,
                       'nms_box_px': tol_box},
+        'flips_tolerance': flips_tolerance(model_path, x, flips),
     }
 
 

@@ -30,6 +30,7 @@ sys.path.insert(0, HERE)
 import ssfpn_ref as R  # noqa: E402
 from ssfpn_ref.cli import build_random_model, quantize_weights  # noqa: E402
 from ssfpn_ref.fixtures import nms_json  # noqa: E402
+from ssfpn_ref.augment import flip_tta  # noqa: E402
 
 RESULTS = {'passed': 0, 'failed': 0}
 
@@ -264,6 +265,47 @@ def test_detect_decode():
                          [[116, 90], [156, 198], [373, 326]]])
 
 
+def test_flip_tta():
+    """augment.flip_tta against the definition spelled out row by row: the
+    anchor at cell (y, x) averages the views' rows at the mirror cell, box
+    centre mirrored back."""
+    cfg = R.load_config(os.path.join(ROOT, 'models', 'yolov5n-ssfpn.yaml'))
+    cfg.update(nc=2, width_multiple=0.0625)
+    model = build_random_model(cfg, seed=11, calib_size=(64, 96)).double()
+    x = torch.rand((2, 3, 64, 96), generator=torch.Generator().manual_seed(6),
+                   dtype=torch.float64)
+    det = model.model[-1]
+    h, w = x.shape[2:]
+    with torch.no_grad():
+        views = [model(x.flip(3) if fx else x)[0] for fx in (False, True)]
+        views = [[v, model(v_in.flip(2))[0]] for v, v_in in
+                 zip(views, (x, x.flip(3)))]
+    want = torch.zeros_like(views[0][0])
+    row = 0
+    for s in det.stride.tolist():
+        ny, nx = h // int(s), w // int(s)
+        for a in range(det.na):
+            for yy in range(ny):
+                for xx in range(nx):
+                    acc = 0
+                    for fx in (0, 1):
+                        for fy in (0, 1):
+                            src = row - (a * ny + yy) * nx - xx + a * ny * nx \
+                                + (ny - 1 - yy if fy else yy) * nx \
+                                + (nx - 1 - xx if fx else xx)
+                            r = views[fx][fy][:, src].clone()
+                            if fx:
+                                r[:, 0] = w - r[:, 0]
+                            if fy:
+                                r[:, 1] = h - r[:, 1]
+                            acc = acc + r
+                    want[:, row] = acc / 4
+                    row += 1
+    err = float((flip_tta(model, x) - want).abs().max())
+    check('flip_tta: mirror cells, mirrored centres, averaged (batch 2, 64x96)',
+          err < 1e-9, f'max err {err:.3g}')
+
+
 def test_fixtures():
     data = os.path.join(ROOT, 'tests', 'data')
     index_path = os.path.join(data, 'fixtures.json')
@@ -288,6 +330,9 @@ def test_fixtures():
               same_out and fresh == nms and x.dtype == torch.float32
               and float(x.min()) >= 0 and float(x.max()) <= 1 and dets > 0,
               f'{dets} detections')
+        flips = torch.from_numpy(np.load(os.path.join(data, case['output_flips'])))
+        check(f'fixture {case["name"]}: flips output reproduces',
+              torch.equal(flip_tta(model, x.double()).to(torch.float32), flips))
 
 
 def main():
@@ -299,6 +344,7 @@ def main():
     test_conv3d_seven_taps()
     test_reorderings()
     test_detect_decode()
+    test_flip_tta()
     test_fuse_exact()
     test_round_trip()
     test_fixtures()

@@ -17,12 +17,15 @@ enum {
   CLI_EXIT_USAGE = 2,   /* the command line itself is wrong */
 };
 
-/* --device, --precision, --threads, as every subcommand takes them. */
+/* --device, --precision, --threads, --augment, as every subcommand takes
+ * them. */
 typedef struct {
   char *device;           /* "auto" unless given (after parsing) */
   char *precision_name;   /* NULL, "fp32" or "fp16" */
   int threads;            /* 0 = all cores */
+  char *augment_name;     /* NULL, or an ssfpn_augment_name() */
   SsfpnPrecision precision;
+  SsfpnAugment augment;
 } CliCommonOptions;
 
 /* A subcommand's parsed command line: GOption state plus the common

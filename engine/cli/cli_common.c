@@ -25,6 +25,9 @@ cli_command_init (CliCommand *command, const char *name,
       "fp32 or fp16 (default: fp32 on the CPU, fp16 on a GPU)", "P" },
     { "threads", 0, 0, G_OPTION_ARG_INT, &command->common.threads,
       "CPU threads (default 0: all cores)", "T" },
+    { "augment", 0, 0, G_OPTION_ARG_STRING, &command->common.augment_name,
+      "none (default) or flips: also run the image's three mirror images "
+      "and average the four outputs (4x the time)", "A" },
     G_OPTION_ENTRY_NULL
   };
 
@@ -44,6 +47,7 @@ cli_command_clear (CliCommand *command)
   g_clear_pointer (&command->context, g_option_context_free);
   g_clear_pointer (&command->common.device, g_free);
   g_clear_pointer (&command->common.precision_name, g_free);
+  g_clear_pointer (&command->common.augment_name, g_free);
 }
 
 int
@@ -123,6 +127,14 @@ cli_command_parse (CliCommand *command, int *argc, char ***argv)
                        "and %d", common->threads, SSFPN_MAX_THREADS);
       return FALSE;
     }
+  common->augment = SSFPN_AUGMENT_NONE;
+  if (common->augment_name != NULL
+      && !ssfpn_augment_from_name (common->augment_name, &common->augment))
+    {
+      cli_usage_error (command, "--augment %s is not none or flips",
+                       common->augment_name);
+      return FALSE;
+    }
   return TRUE;
 }
 
@@ -161,6 +173,7 @@ cli_context_options (const CliCommand *command, SsfpnContextOptions *options)
   options->device = command->common.device;
   options->precision = command->common.precision;
   options->threads = command->common.threads;
+  options->augment = command->common.augment;
 }
 
 /* A positive decimal integer that fits an int, the whole of @text. */

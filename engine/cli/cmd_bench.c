@@ -13,6 +13,7 @@
  * A as ssfpn_context_run and B as that plus ssfpn_nms per image. NMS alone
  * per image on the host is reported as well. */
 #include "cli.h"
+#include "augment.h"
 #include "context.h"
 
 #include <math.h>
@@ -206,7 +207,9 @@ bench_batch (const CliCommand *command, SsfpnModel *model, int batch,
   g_free (*device);
   *device = g_strdup (ssfpn_context_device (s.context));
   *precision = ssfpn_context_precision (s.context);
-  s.resident = s.context->backend->plan_run_resident != NULL;
+  /* The resident path runs one view; augmentation takes the host one. */
+  s.resident = s.context->backend->plan_run_resident != NULL
+      && ssfpn_context_augment (s.context) == SSFPN_AUGMENT_NONE;
   *resident = s.resident;
   s.batch = batch;
   s.rows = ssfpn_context_output_rows (s.context);
@@ -331,6 +334,7 @@ add_timing (JsonBuilder *b, const Timing *t)
 
 static void
 print_json (const SsfpnModel *model, const char *device, SsfpnPrecision precision,
+            SsfpnAugment augment,
             int threads, int height, int width, int iterations, int warmup,
             gboolean resident, const BatchResult *results, int n_results)
 {
@@ -342,6 +346,8 @@ print_json (const SsfpnModel *model, const char *device, SsfpnPrecision precisio
   json_builder_add_string_value (b, device);
   json_builder_set_member_name (b, "precision");
   json_builder_add_string_value (b, precision_name (precision));
+  json_builder_set_member_name (b, "augment");
+  json_builder_add_string_value (b, ssfpn_augment_name (augment));
   json_builder_set_member_name (b, "threads");
   json_builder_add_int_value (b, threads);
   json_builder_set_member_name (b, "cores");
@@ -411,14 +417,19 @@ print_json (const SsfpnModel *model, const char *device, SsfpnPrecision precisio
 
 static void
 print_table (const SsfpnModel *model, const char *device, SsfpnPrecision precision,
+             SsfpnAugment augment,
              int threads, int height, int width, int iterations, int warmup,
              gboolean resident, const BatchResult *results, int n_results)
 {
   printf ("model      %s\n", ssfpn_model_path (model));
   printf ("device     %s, %s, threads %d%s\n", device, precision_name (precision),
           threads, threads == 0 ? " (all cores)" : "");
-  printf ("input      %dx%d, %.4g GFLOPs per image\n", height, width,
+  printf ("input      %dx%d, %.4g GFLOPs per image", height, width,
           ssfpn_model_gflops (model, height, width));
+  if (augment != SSFPN_AUGMENT_NONE)
+    printf (", augment %s: %d passes per image", ssfpn_augment_name (augment),
+            ssfpn_augment_view_count (augment));
+  printf ("\n");
   printf ("timing     %d iterations after %d warm-up runs, per scope\n",
           iterations, warmup);
   for (int scope = 0; scope < N_SCOPES; scope++)
@@ -544,10 +555,12 @@ cmd_bench (int argc, char **argv)
       }
 
   if (as_json)
-    print_json (model, device, precision, command.common.threads, height, width,
+    print_json (model, device, precision, command.common.augment,
+                command.common.threads, height, width,
                 iterations, warmup, resident, results, n_batches);
   else
-    print_table (model, device, precision, command.common.threads, height, width,
+    print_table (model, device, precision, command.common.augment,
+                 command.common.threads, height, width,
                  iterations, warmup, resident, results, n_batches);
   goto out;
 

@@ -442,6 +442,7 @@ typedef struct {
   const char *model_path;
   const char *dataset;
   const char *device;
+  const char *augment;
   int height, width;
   int n_images;
   int n_instances;
@@ -461,6 +462,8 @@ result_json (const SsfpnModel *model, const EvalRun *run,
   json_builder_add_string_value (b, run->dataset);
   json_builder_set_member_name (b, "device");
   json_builder_add_string_value (b, run->device);
+  json_builder_set_member_name (b, "augment");
+  json_builder_add_string_value (b, run->augment);
   json_builder_set_member_name (b, "size");
   json_builder_begin_array (b);
   json_builder_add_int_value (b, run->height);
@@ -523,10 +526,13 @@ static void
 print_result (const SsfpnModel *model, const EvalRun *run,
               const EvalOptions *opts, const CocoEvalResult *r)
 {
-  printf ("%s on %s: %d images, %d instances, %dx%d on %s, conf %g, "
+  printf ("%s on %s: %d images, %d instances, %dx%d on %s%s%s, conf %g, "
           "iou %g, max-det %d, %s NMS, %.1f s\n", run->model_path,
           run->dataset, run->n_images, run->n_instances, run->height,
-          run->width, run->device, opts->conf, opts->iou, opts->max_det,
+          run->width, run->device,
+          strcmp (run->augment, "none") == 0 ? "" : ", augment ",
+          strcmp (run->augment, "none") == 0 ? "" : run->augment,
+          opts->conf, opts->iou, opts->max_det,
           opts->class_agnostic ? "class-agnostic"
           : opts->single_label ? "single-label" : "multi-label", run->seconds);
   const struct { const char *iou, *area; double value; } lines[] = {
@@ -753,6 +759,7 @@ cmd_eval (int argc, char **argv)
     .model_path = argv[1],
     .dataset = dataset,
     .device = ssfpn_context_device (context),
+    .augment = ssfpn_augment_name (ssfpn_context_augment (context)),
     .height = height,
     .width = width,
     .n_images = n_images,

@@ -2,6 +2,8 @@
  * size and input size, run it. */
 #include "context.h"
 
+#include "augment.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -122,7 +124,7 @@ ssfpn_context_new (SsfpnModel *model, const SsfpnContextOptions *options,
   SsfpnPlanOptions plan_options = { 0 };
   SsfpnContext *context;
   const SsfpnBackend *backend;
-  int index, height, width, max_stride;
+  int index, height, width, max_stride, views;
   gboolean is_auto;
   GError *plan_error = NULL;
 
@@ -151,7 +153,22 @@ ssfpn_context_new (SsfpnModel *model, const SsfpnContextOptions *options,
                  options->width < 0 ? options->width : width, max_stride);
     return NULL;
   }
-  if (!check_buffer_sizes (model, options->batch, height, width, error))
+  views = ssfpn_augment_view_count (options->augment);
+  if (views == 0) {
+    g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_ARGUMENT,
+                 "augment %d is not one of none, flips", options->augment);
+    return NULL;
+  }
+  if (options->batch > SSFPN_MAX_BATCH / views) {
+    g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_ARGUMENT,
+                 "batch size %d with augment %s is %d images a pass, more "
+                 "than %d", options->batch,
+                 ssfpn_augment_name (options->augment),
+                 options->batch * views, SSFPN_MAX_BATCH);
+    return NULL;
+  }
+  if (!check_buffer_sizes (model, options->batch * views, height, width,
+                           error))
     return NULL;
   if (options->threads < 0 || options->threads > SSFPN_MAX_THREADS) {
     g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_ARGUMENT,
@@ -164,7 +181,7 @@ ssfpn_context_new (SsfpnModel *model, const SsfpnContextOptions *options,
   if (backend == NULL)
     return NULL;
 
-  plan_options.batch = options->batch;
+  plan_options.batch = options->batch * views;
   plan_options.height = height;
   plan_options.width = width;
   plan_options.precision = options->precision == SSFPN_PRECISION_DEFAULT
@@ -216,6 +233,24 @@ ssfpn_context_new (SsfpnModel *model, const SsfpnContextOptions *options,
   context->height = height;
   context->width = width;
   context->rows = ssfpn_graph_output_rows (model->graph, height, width, NULL);
+  context->augment = options->augment;
+  context->views = views;
+  if (views > 1) {
+    gsize image = (gsize) 3 * height * width;
+    gsize output = (gsize) context->rows * (model->graph->nc + 5);
+
+    context->view_input = g_try_new (float, image * options->batch * views);
+    context->view_output = g_try_new (float, output * options->batch * views);
+    if (context->view_input == NULL || context->view_output == NULL) {
+      g_set_error (error, SSFPN_ERROR, SSFPN_ERROR_RUNTIME,
+                   "batch %d at %dx%d with augment %s: cannot allocate the "
+                   "host buffers of its %d views", options->batch, height,
+                   width, ssfpn_augment_name (options->augment),
+                   options->batch * views);
+      ssfpn_context_free (context);
+      return NULL;
+    }
+  }
   return context;
 }
 
@@ -225,6 +260,8 @@ ssfpn_context_free (SsfpnContext *context)
   if (context == NULL)
     return;
   ssfpn_detect_state_free (context->detect);
+  g_free (context->view_input);
+  g_free (context->view_output);
   context->backend->plan_free (context->plan);
   ssfpn_model_unref (context->model);
   g_free (context->device);
@@ -265,6 +302,12 @@ ssfpn_context_output_rows (const SsfpnContext *context)
   return context->rows;
 }
 
+SsfpnAugment
+ssfpn_context_augment (const SsfpnContext *context)
+{
+  return context->augment;
+}
+
 gboolean
 ssfpn_context_run (SsfpnContext *context, const float *input, float *output,
                    GError **error)
@@ -275,5 +318,15 @@ ssfpn_context_run (SsfpnContext *context, const float *input, float *output,
                  "ssfpn_context_run needs input and output buffers");
     return FALSE;
   }
-  return context->backend->plan_run (context->plan, input, output, error);
+  if (context->views == 1)
+    return context->backend->plan_run (context->plan, input, output, error);
+  ssfpn_augment_expand (context->augment, input, context->batch,
+                        context->height, context->width, context->view_input);
+  if (!context->backend->plan_run (context->plan, context->view_input,
+                                   context->view_output, error))
+    return FALSE;
+  ssfpn_augment_merge (context->augment, context->model,
+                       context->view_output, context->batch, context->height,
+                       context->width, output);
+  return TRUE;
 }

@@ -17,6 +17,10 @@ struct _SsfpnContext {
   SsfpnPrecision precision;
   int batch, height, width, rows;
   int threads; /* CPU threads asked for; 0 = all cores */
+  SsfpnAugment augment;
+  int views;                  /* network passes per image: the plan's batch
+                               * is batch x views */
+  float *view_input, *view_output; /* the views' buffers, when views > 1 */
   SsfpnDetectState *detect; /* detect.c's buffers, made on first use */
 };
 

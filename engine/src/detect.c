@@ -1,7 +1,7 @@
 /* Frames to detections: letterbox, network, NMS, boxes back to frame
  * pixels. Backends that can do it all on the device provide plan_detect;
- * the others, and multi-label NMS, take the generic path here, on the
- * host. */
+ * the others, multi-label NMS and augmentation take the generic path here,
+ * on the host. */
 #include "buildconfig.h"
 
 #include "context.h"
@@ -169,9 +169,11 @@ ssfpn_context_detect (SsfpnContext *context, const SsfpnFrame *frames,
     nms = &defaults;
   }
 
-  /* The device NMS is single-label; multi-label NMS (evaluation) takes
-   * the host path, which runs the network on the same backend. */
-  if (context->backend->plan_detect != NULL && !nms->multi_label) {
+  /* The device NMS is single-label and sees one view; multi-label NMS
+   * (evaluation) and augmentation take the host path, which runs the
+   * network on the same backend. */
+  if (context->backend->plan_detect != NULL && !nms->multi_label
+      && context->views == 1) {
     if (!context->backend->plan_detect (context->plan, frames, n_frames, nms,
                                         results, capacity, counts, error))
       return FALSE;

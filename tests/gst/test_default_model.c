@@ -9,6 +9,7 @@
 #include <gst/check/gstcheck.h>
 #include <gst/check/gstharness.h>
 #include <gst/video/video.h>
+#include <math.h>
 #include <string.h>
 
 #define FRAMES 40
@@ -85,19 +86,21 @@ best_detection (GstBuffer * buffer, const gchar * label, Box * box,
   return found;
 }
 
-static void
-check_ball_found (guint input_size)
+/* Finds the ball as a circle in every frame; returns the sum of the
+ * circles' confidences. */
+static double
+check_ball_found (guint input_size, const gchar * augment)
 {
   gchar *description = g_strdup_printf ("videotestsrc pattern=ball "
       "num-buffers=%d ! video/x-raw,format=I420,width=%d,height=%d,"
-      "framerate=30/1 ! ssfpndetect input-size=%u", FRAMES, WIDTH, HEIGHT,
-      input_size);
+      "framerate=30/1 ! ssfpndetect input-size=%u augment=%s", FRAMES, WIDTH,
+      HEIGHT, input_size, augment);
   GstHarness *h = gst_harness_new_parse (description);
   gst_harness_play (h);
 
   GstVideoInfo info;
   gst_video_info_set_format (&info, GST_VIDEO_FORMAT_I420, WIDTH, HEIGHT);
-  double worst_iou = 1, worst_confidence = 1;
+  double worst_iou = 1, worst_confidence = 1, confidence_sum = 0;
   for (gint i = 0; i < FRAMES; i++) {
     GstBuffer *buffer = gst_harness_pull (h);
     fail_unless (buffer != NULL, "frame %d missing", i);
@@ -115,32 +118,46 @@ check_ball_found (guint input_size)
         truth.x2, truth.y2, overlap);
     worst_iou = MIN (worst_iou, overlap);
     worst_confidence = MIN (worst_confidence, confidence);
+    confidence_sum += confidence;
     gst_buffer_unref (buffer);
   }
-  g_print ("input-size %u: ball found as a circle in %d of %d frames, "
-      "worst IoU %.3f, lowest confidence %.3f\n", input_size, FRAMES, FRAMES,
-      worst_iou, worst_confidence);
+  g_print ("input-size %u, augment %s: ball found as a circle in %d of %d "
+      "frames, worst IoU %.3f, lowest confidence %.3f\n", input_size, augment,
+      FRAMES, FRAMES, worst_iou, worst_confidence);
   gst_harness_teardown (h);
   g_free (description);
+  return confidence_sum;
 }
 
 GST_START_TEST (test_ball_640)
 {
-  check_ball_found (0);         /* 0: the model's own size, 640 */
+  check_ball_found (0, "none");        /* 0: the model's own size, 640 */
 }
 
 GST_END_TEST;
 
 GST_START_TEST (test_ball_416)
 {
-  check_ball_found (416);
+  check_ball_found (416, "none");
 }
 
 GST_END_TEST;
 
 GST_START_TEST (test_ball_320)
 {
-  check_ball_found (320);
+  check_ball_found (320, "none");
+}
+
+GST_END_TEST;
+
+/* augment=flips still finds the ball, and changes the confidences: the
+ * property reaches the engine. */
+GST_START_TEST (test_ball_640_flips)
+{
+  double plain = check_ball_found (0, "none");
+  double flips = check_ball_found (0, "flips");
+  fail_unless (fabs (flips - plain) > 1e-4 * FRAMES,
+      "augment=flips gave the same confidences as none (%.6f)", flips);
 }
 
 GST_END_TEST;
@@ -149,7 +166,8 @@ GST_END_TEST;
 GST_START_TEST (test_model_info_names_default)
 {
   GstHarness *h = gst_harness_new_parse ("videotestsrc num-buffers=1 ! "
-      "video/x-raw,format=RGB,width=64,height=48 ! ssfpndetect name=d");
+      "video/x-raw,format=RGB,width=64,height=48 ! ssfpndetect name=d "
+      "augment=flips");
   gst_harness_play (h);
   GstBuffer *buffer = gst_harness_pull (h);
   fail_unless (buffer != NULL);
@@ -164,6 +182,8 @@ GST_START_TEST (test_model_info_names_default)
   gint classes = 0;
   fail_unless (gst_structure_get_int (model_info, "num-classes", &classes));
   fail_unless_equals_int (classes, 6);
+  fail_unless_equals_string (gst_structure_get_string (model_info, "augment"),
+      "flips");
   gst_structure_free (model_info);
   gst_object_unref (detect);
   gst_harness_teardown (h);
@@ -180,6 +200,7 @@ default_model_suite (void)
   tcase_add_test (tc, test_ball_640);
   tcase_add_test (tc, test_ball_416);
   tcase_add_test (tc, test_ball_320);
+  tcase_add_test (tc, test_ball_640_flips);
   tcase_add_test (tc, test_model_info_names_default);
   suite_add_tcase (s, tc);
   return s;

@@ -840,7 +840,7 @@ GST_START_TEST (test_property_defaults_and_ranges)
   GstElement *e = gst_element_factory_make ("ssfpndetect", NULL);
   gchar *model, *device, *classes, *instance;
   gdouble conf, iou;
-  gint max_det, precision;
+  gint max_det, precision, augment;
   guint input_size, interval, batch;
   gboolean agnostic, post;
   GstStructure *info;
@@ -848,7 +848,8 @@ GST_START_TEST (test_property_defaults_and_ranges)
   g_object_get (e, "model", &model, "device", &device, "classes", &classes,
       "model-instance-id", &instance, "conf-threshold", &conf,
       "iou-threshold", &iou, "max-detections", &max_det, "precision",
-      &precision, "input-size", &input_size, "inference-interval", &interval,
+      &precision, "augment", &augment, "input-size", &input_size,
+      "inference-interval", &interval,
       "batch-size", &batch, "agnostic-nms", &agnostic, "post-messages", &post,
       "model-info", &info, NULL);
   fail_unless (model == NULL);
@@ -859,6 +860,7 @@ GST_START_TEST (test_property_defaults_and_ranges)
   fail_unless_equals_float (iou, 0.45);
   fail_unless_equals_int (max_det, 300);
   fail_unless_equals_int (precision, 0);
+  fail_unless_equals_int (augment, 0);
   fail_unless_equals_int (input_size, 0);
   fail_unless_equals_int (interval, 1);
   fail_unless_equals_int (batch, 1);
@@ -872,7 +874,8 @@ GST_START_TEST (test_property_defaults_and_ranges)
     gboolean playing;
   } mutability[] = {
     {"model", FALSE}, {"labels", FALSE}, {"device", FALSE},
-    {"precision", FALSE}, {"input-size", FALSE}, {"batch-size", FALSE},
+    {"precision", FALSE}, {"augment", FALSE}, {"input-size", FALSE},
+    {"batch-size", FALSE},
     {"model-instance-id", FALSE}, {"conf-threshold", TRUE},
     {"iou-threshold", TRUE}, {"max-detections", TRUE},
     {"agnostic-nms", TRUE}, {"classes", TRUE},
@@ -913,6 +916,9 @@ GST_START_TEST (test_property_defaults_and_ranges)
   gst_util_set_object_arg (G_OBJECT (e), "precision", "fp32");
   g_object_get (e, "precision", &precision, NULL);
   fail_unless_equals_int (precision, 1);
+  gst_util_set_object_arg (G_OBJECT (e), "augment", "flips");
+  g_object_get (e, "augment", &augment, NULL);
+  fail_unless_equals_int (augment, 1);
   gst_object_unref (e);
 }
 

@@ -109,12 +109,22 @@ typedef enum {
  * OpenMP ends the process instead of failing. */
 #define SSFPN_MAX_THREADS 1024
 
+/* Test-time augmentation (docs/architecture.md): more passes of the
+ * network for each image, averaged into one output of the usual shape. */
+typedef enum {
+  SSFPN_AUGMENT_NONE = 0,
+  SSFPN_AUGMENT_FLIPS, /* the image and its mirror images left-right,
+                        * top-bottom and both: four passes, each anchor's
+                        * outputs averaged over them */
+} SsfpnAugment;
+
 typedef struct {
   const char *device;       /* "auto", "cpu", "cuda", "cuda:N"; NULL = auto */
   SsfpnPrecision precision;
   int batch;                /* 1 to SSFPN_MAX_BATCH */
   int height, width;        /* 0 = the model's imgsz; else multiples of the max stride */
   int threads;              /* CPU threads, 0 to SSFPN_MAX_THREADS; 0 = all cores */
+  SsfpnAugment augment;     /* SSFPN_AUGMENT_NONE; batch x views images a pass */
 } SsfpnContextOptions;
 
 /* Fills @options with defaults: auto device, batch 1, the model's size. */
@@ -132,9 +142,17 @@ SSFPN_API int ssfpn_context_batch (const SsfpnContext *context);
 SSFPN_API void ssfpn_context_input_size (const SsfpnContext *context, int *height,
                                int *width);
 SSFPN_API int ssfpn_context_output_rows (const SsfpnContext *context);
+SSFPN_API SsfpnAugment ssfpn_context_augment (const SsfpnContext *context);
+
+/* "none", "flips"; NULL for a value that is no SsfpnAugment. */
+SSFPN_API const char *ssfpn_augment_name (SsfpnAugment augment);
+/* The SsfpnAugment called @name; FALSE when there is none. */
+SSFPN_API gboolean ssfpn_augment_from_name (const char *name,
+                                            SsfpnAugment *augment);
 
 /* Runs the network. @input: float32 (batch, 3, H, W), RGB in [0, 1], in host
- * memory. @output: float32 (batch, A, 5 + nc) in host memory. */
+ * memory. @output: float32 (batch, A, 5 + nc) in host memory; with an
+ * augment, the views' outputs merged into that shape. */
 SSFPN_API gboolean ssfpn_context_run (SsfpnContext *context, const float *input,
                             float *output, GError **error);
 
