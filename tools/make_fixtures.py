@@ -4,8 +4,10 @@
 For each case: <case>.safetensors (model file), <case>.input.npy (float32
 (N, 3, H, W) in [0, 1]), <case>.output.npy (float32 (N, A, 5+nc): the raw
 output computed in float64 by the PyTorch reference from the weights exactly
-as stored in the file, then cast), <case>.nms.json (YOLOv5 v6.0
-non_max_suppression of that output), and an index tests/data/fixtures.json.
+as stored in the file, then cast), <case>.output-flips.npy (the same for
+the four test-time flips, ssfpn_ref/augment.py), <case>.nms.json (YOLOv5
+v6.0 non_max_suppression of that output), and an index
+tests/data/fixtures.json.
 Deterministic: the same command writes the same bytes.
 
 Usage: /usr/bin/python3 tools/make_fixtures.py [--out tests/data] [--only CASE...]

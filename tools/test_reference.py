@@ -9,7 +9,9 @@ torch: /usr/bin/python3 tools/test_reference.py [--quick]).
 - every models/*.yaml builds and runs at 640;
 - model files round-trip (F32, F16, BF16), BatchNorm folding is exact,
   Contract and space_to_depth reorder as specified;
-- the checked-in fixtures agree with a fresh computation from their files.
+- flip_tta (test-time flips) equals its definition spelled out row by row;
+- the checked-in fixtures, flips outputs included, agree with a fresh
+  computation from their files.
 """
 
 import argparse

@@ -9,7 +9,7 @@
 #include <string.h>
 
 /* The views of SSFPN_AUGMENT_FLIPS: the image, mirrored left-right,
- * top-bottom, both. */
+ * top-bottom, both. SSFPN_AUGMENT_NONE is the first view alone. */
 static const struct {
   gboolean x, y;
 } flip_views[] = { { FALSE, FALSE }, { TRUE, FALSE }, { FALSE, TRUE },
@@ -52,12 +52,10 @@ ssfpn_augment_expand (SsfpnAugment augment, const float *input, int batch,
 
   for (int b = 0; b < batch; b++)
     for (int v = 0; v < n_views; v++)
-      for (int c = 0; c < 3; c++) {
-        gboolean fx = augment == SSFPN_AUGMENT_FLIPS && flip_views[v].x;
-        gboolean fy = augment == SSFPN_AUGMENT_FLIPS && flip_views[v].y;
-        flip_plane (input + ((gsize) b * 3 + c) * plane, height, width, fx,
-                    fy, views + (((gsize) b * n_views + v) * 3 + c) * plane);
-      }
+      for (int c = 0; c < 3; c++)
+        flip_plane (input + ((gsize) b * 3 + c) * plane, height, width,
+                    flip_views[v].x, flip_views[v].y,
+                    views + (((gsize) b * n_views + v) * 3 + c) * plane);
 }
 
 void
@@ -82,8 +80,7 @@ ssfpn_augment_merge (SsfpnAugment augment, const SsfpnModel *model,
       int ny = height / stride, nx = width / stride;
 
       for (int v = 0; v < n_views; v++) {
-        gboolean fx = augment == SSFPN_AUGMENT_FLIPS && flip_views[v].x;
-        gboolean fy = augment == SSFPN_AUGMENT_FLIPS && flip_views[v].y;
+        gboolean fx = flip_views[v].x, fy = flip_views[v].y;
         const float *view = views + ((gsize) b * n_views + v) * image;
 
         for (int a = 0; a < anchors; a++)
